@@ -37,6 +37,8 @@ mod event_type;
 mod id;
 mod money;
 pub mod random;
+mod secret;
+pub mod signature;
 
 pub use envelope::{EncodeError, Envelope, EnvelopeError};
 pub use event::{
@@ -48,6 +50,11 @@ pub use event::{
 pub use event_type::{EventType, EventTypeError, MAX_EVENT_TYPE_LEN};
 pub use id::{EventId, ID_RANDOM_BYTES, IdError, MAX_ID_LEN};
 pub use money::{MAX_MONEY_SCALE, Money, MoneyError};
+pub use secret::{
+    ActiveSecret, GENERATED_SECRET_BYTES, MAX_ACTIVE_SECRETS, MAX_PROVIDER_SECRET_LEN,
+    MAX_SECRET_LEN, MIN_SECRET_LEN, STANDARD_SECRET_PREFIX, Secret, SecretError, SecretSet,
+};
+pub use signature::{Scheme, Verified, Verifier, VerifyError};
 
 /// The README's code blocks, run as doc tests so the quick start cannot rot.
 #[cfg(doctest)]

@@ -1,0 +1,176 @@
+//! Producing signature headers for one delivery body.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use time::OffsetDateTime;
+
+use super::headers::{NOPOS_SIGNATURE, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP};
+use super::{TAG_LEN, decimal, tag};
+use crate::Secret;
+
+/// Why signature headers could not be produced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignError {
+    /// No secret was given: an endpoint always has at least its current secret.
+    #[error("no secret to sign with")]
+    NoSecrets,
+    /// The message id is empty, contains a `.` (it separates the signed parts) or a character
+    /// that cannot go in a header.
+    #[error("message id must be non-empty visible ASCII without '.'")]
+    InvalidMessageId,
+}
+
+/// The signature headers of one delivery attempt.
+///
+/// ```
+/// use nopos_webhooks::{Secret, signature};
+/// use time::macros::datetime;
+///
+/// let secret = Secret::new("your_webhook_secret")?;
+/// let body = br#"{"id":"evt_1"}"#;
+/// let headers = signature::sign([&secret], "evt_1", datetime!(2024-11-10 10:30 UTC), body)?;
+/// let value = headers.nopos().to_str()?;
+/// assert!(value.starts_with("t=1731234600,v1="));
+/// // A user-chosen secret cannot sign Standard Webhooks headers.
+/// assert!(headers.standard().is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureHeaders {
+    nopos: HeaderValue,
+    standard: Option<[HeaderValue; 3]>,
+}
+
+impl SignatureHeaders {
+    /// The `x-nopos-signature` value.
+    pub fn nopos(&self) -> &HeaderValue {
+        &self.nopos
+    }
+
+    /// The `webhook-id`, `webhook-timestamp` and `webhook-signature` values, when at least one
+    /// active secret is a `whsec_` secret.
+    pub fn standard(&self) -> Option<&[HeaderValue; 3]> {
+        self.standard.as_ref()
+    }
+
+    /// Every header as a name and value, NoPOS first.
+    pub fn iter(&self) -> impl Iterator<Item = (HeaderName, &HeaderValue)> {
+        let standard = self.standard.iter().flat_map(|[id, ts, sig]| {
+            [
+                (WEBHOOK_ID, id),
+                (WEBHOOK_TIMESTAMP, ts),
+                (WEBHOOK_SIGNATURE, sig),
+            ]
+        });
+        std::iter::once((NOPOS_SIGNATURE, &self.nopos)).chain(standard)
+    }
+
+    /// Inserts every header into `headers`, replacing values already there.
+    pub fn insert_into(&self, headers: &mut HeaderMap) {
+        for (name, value) in self.iter() {
+            headers.insert(name, value.clone());
+        }
+    }
+}
+
+/// Signs `body` with every secret in `secrets` (newest first, as [`crate::SecretSet::active`]
+/// yields them): the `x-nopos-signature` header, plus the Standard Webhooks headers when any of
+/// them is a `whsec_` secret. `message_id` becomes `webhook-id`; NoPOS uses the event id, which is
+/// the same on every attempt, and `now` becomes the signed timestamp.
+///
+/// # Errors
+/// [`SignError::NoSecrets`] for an empty list, [`SignError::InvalidMessageId`] for an id that cannot
+/// be a `webhook-id`.
+pub fn sign<'a>(
+    secrets: impl IntoIterator<Item = &'a Secret> + Clone,
+    message_id: &str,
+    now: OffsetDateTime,
+    body: &[u8],
+) -> Result<SignatureHeaders, SignError> {
+    let nopos = sign_nopos(secrets.clone(), now, body)?;
+    let standard = match sign_standard(secrets, message_id, now, body) {
+        Ok(headers) => Some(headers),
+        Err(SignError::NoSecrets) => None,
+        Err(err) => return Err(err),
+    };
+    Ok(SignatureHeaders { nopos, standard })
+}
+
+/// The `x-nopos-signature` value alone: `t=<unix seconds>,v1=<hex>` per secret, newest first.
+///
+/// # Errors
+/// [`SignError::NoSecrets`] for an empty list.
+pub fn sign_nopos<'a>(
+    secrets: impl IntoIterator<Item = &'a Secret>,
+    now: OffsetDateTime,
+    body: &[u8],
+) -> Result<HeaderValue, SignError> {
+    let mut digits = [0u8; 20];
+    let timestamp = decimal(now.unix_timestamp(), &mut digits);
+    let mut value = Vec::with_capacity(2 + timestamp.len() + 68);
+    value.extend_from_slice(b"t=");
+    value.extend_from_slice(timestamp);
+    let mut hex_buf = [0u8; 2 * TAG_LEN];
+    for secret in secrets {
+        let mac = tag(secret.string_key(), &[timestamp, b".", body]);
+        // Encoding 32 bytes into 64 always fits.
+        let _ = hex::encode_to_slice(mac, &mut hex_buf);
+        value.extend_from_slice(b",v1=");
+        value.extend_from_slice(&hex_buf);
+    }
+    if value.len() == 2 + timestamp.len() {
+        return Err(SignError::NoSecrets);
+    }
+    header_value(value)
+}
+
+/// The Standard Webhooks `webhook-id`, `webhook-timestamp` and `webhook-signature` values, signed
+/// with each `whsec_` secret in `secrets` (others are skipped).
+///
+/// # Errors
+/// [`SignError::NoSecrets`] when none of `secrets` is a `whsec_` secret,
+/// [`SignError::InvalidMessageId`] for an id that cannot be a `webhook-id`.
+pub fn sign_standard<'a>(
+    secrets: impl IntoIterator<Item = &'a Secret>,
+    message_id: &str,
+    now: OffsetDateTime,
+    body: &[u8],
+) -> Result<[HeaderValue; 3], SignError> {
+    if message_id.is_empty()
+        || !message_id
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'.')
+    {
+        return Err(SignError::InvalidMessageId);
+    }
+    let mut digits = [0u8; 20];
+    let timestamp = decimal(now.unix_timestamp(), &mut digits);
+    let mut signature = Vec::with_capacity(48);
+    let mut b64_buf = [0u8; 44];
+    for key in secrets.into_iter().filter_map(Secret::standard_key) {
+        let mac = tag(key, &[message_id.as_bytes(), b".", timestamp, b".", body]);
+        // 32 bytes are exactly 44 padded base64 characters.
+        let len = STANDARD.encode_slice(mac, &mut b64_buf).unwrap_or(0);
+        if !signature.is_empty() {
+            signature.push(b' ');
+        }
+        signature.extend_from_slice(b"v1,");
+        signature.extend_from_slice(&b64_buf[..len]);
+    }
+    if signature.is_empty() {
+        return Err(SignError::NoSecrets);
+    }
+    Ok([
+        header_value(message_id.as_bytes().to_vec())?,
+        header_value(timestamp.to_vec())?,
+        header_value(signature)?,
+    ])
+}
+
+/// Builds a header value from bytes this module produced (digits, hex, base64, checked ids).
+fn header_value(bytes: Vec<u8>) -> Result<HeaderValue, SignError> {
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(bytes))
+        .map_err(|_| SignError::InvalidMessageId)
+}
