@@ -96,8 +96,15 @@ fn entries(value: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     })
 }
 
-/// 64 hex digits (either case) into a tag; `None` for anything else.
+/// 64 lowercase hex digits into a tag; `None` for anything else. Uppercase is refused because
+/// every producer writes lowercase, and accepting both would let a flipped case bit still verify.
 pub(crate) fn decode_hex_tag(hex_digits: &[u8]) -> Option<[u8; super::TAG_LEN]> {
+    if !hex_digits
+        .iter()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+    {
+        return None;
+    }
     let mut tag = [0u8; super::TAG_LEN];
     hex::decode_to_slice(hex_digits, &mut tag).ok()?;
     Some(tag)
