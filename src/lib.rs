@@ -38,6 +38,7 @@ mod id;
 mod money;
 pub mod random;
 mod secret;
+pub mod security;
 pub mod signature;
 
 pub use envelope::{EncodeError, Envelope, EnvelopeError};

@@ -331,7 +331,7 @@ impl SecretSet {
     }
 
     /// The secrets valid at `now`, newest first.
-    pub fn active(&self, now: OffsetDateTime) -> impl Iterator<Item = &Secret> {
+    pub fn active(&self, now: OffsetDateTime) -> impl Iterator<Item = &Secret> + Clone {
         self.entries
             .iter()
             .filter(move |entry| entry.expires_at.is_none_or(|at| at > now))
