@@ -419,7 +419,8 @@ pub enum HostError {
 /// assert!(local.check_ip("10.0.0.7".parse()?).is_ok());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+// Not `Copy`: allow-lists of named hosts or ranges are likely additions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AddressPolicy {
     allow_private: bool,
 }

@@ -326,7 +326,10 @@ impl DeliveryMachine {
     /// Call it after creating or loading the machine and after every `handle_*`.
     pub fn poll_timeout(&self) -> Option<OffsetDateTime> {
         match self.state.status {
-            DeliveryStatus::Pending | DeliveryStatus::RetryScheduled => self.state.next_attempt_at,
+            // A stored state missing its due time is due at once rather than stuck forever.
+            DeliveryStatus::Pending | DeliveryStatus::RetryScheduled => {
+                Some(self.state.next_attempt_at.unwrap_or(self.state.created_at))
+            }
             _ => None,
         }
     }

@@ -36,8 +36,8 @@ pub enum UrlError {
     /// A `#fragment`: it is never sent to the server, so it can only be a mistake.
     #[error("url must not contain a fragment")]
     Fragment,
-    /// Port 0, which nothing listens on.
-    #[error("url port must not be 0")]
+    /// A port that is 0 (nothing listens there) or above 65535.
+    #[error("url port must be between 1 and 65535")]
     InvalidPort,
     /// The host is not a valid domain name or IP literal.
     #[error("url host is invalid: {0}")]
@@ -101,7 +101,16 @@ impl EndpointUrl {
         if authority.host().is_empty() {
             return Err(UrlError::MissingHost);
         }
-        if authority.port_u16() == Some(0) {
+        // `http::Uri` accepts any digits as a port (`:99999` just has no `port_u16`), so read
+        // the text after the host: nothing, an empty port (the default), or 1–65535.
+        let port = authority
+            .as_str()
+            .get(authority.host().len()..)
+            .and_then(|rest| rest.strip_prefix(':'));
+        if let Some(port) = port.filter(|p| !p.is_empty())
+            && (!port.bytes().all(|b| b.is_ascii_digit())
+                || !matches!(port.parse::<u16>(), Ok(1..)))
+        {
             return Err(UrlError::InvalidPort);
         }
         let host = Host::parse(authority.host())?;
