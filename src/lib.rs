@@ -15,6 +15,13 @@
 //! - [`Envelope`]: `{id, type, created_at, data}`, serialized once to bytes and parsed back.
 //! - [`Money`]: exact decimal amounts (`125.50` stays `125.50`; no `f64` anywhere).
 //! - [`EventId`] and [`EventType`]: validated newtypes for the envelope's `id` and `type`.
+//! - [`Endpoint`]: where events go ([`EndpointUrl`]), which ones ([`EventFilter`]), signed with
+//!   what ([`SecretSet`]), with which extra headers ([`CustomHeaders`]).
+//! - [`AddressPolicy`] ([`net`]): the SSRF guard that refuses private and other non-public
+//!   targets, at registration and at connect time.
+//! - [`DeliveryMachine`]: the sans-IO state machine of one delivery, with its [`RetrySchedule`],
+//!   [`AttemptOutcome`] classification, [`EndpointHealth`] and [`build_request`] for the exact
+//!   HTTP request of each attempt.
 //!
 //! ```
 //! use nopos_webhooks::{Envelope, Event, EventId, TransactionCompleted};
@@ -31,16 +38,33 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod delivery;
+mod endpoint;
 mod envelope;
 mod event;
 mod event_type;
 mod id;
 mod money;
+pub mod net;
 pub mod random;
 mod secret;
 pub mod security;
 pub mod signature;
 
+pub use delivery::{
+    AttemptOutcome, AttemptRecord, AttemptResult, AttemptToSend, DeliveryEvent, DeliveryId,
+    DeliveryMachine, DeliveryState, DeliveryStatus, EndpointHealth, ErrorClass, HealthPolicy,
+    Jitter, MAX_EXCERPT_BYTES, MAX_RETRY_AFTER, MAX_SCHEDULE_ATTEMPTS, MAX_SCHEDULE_DELAY,
+    NOPOS_DELIVERY_ATTEMPT, NOPOS_DELIVERY_ID, NOPOS_EVENT_ID, NOPOS_EVENT_TYPE, NOPOS_USER_AGENT,
+    OutcomeClass, OutcomeError, ReplayError, RequestError, RetryAfter, RetrySchedule,
+    ScheduleError, SerializedEvent, TransportError, body_excerpt, build_request,
+};
+pub use endpoint::{
+    CustomHeaderError, CustomHeaders, DisableReason, Endpoint, EndpointId, EndpointRecord,
+    EndpointStatus, EndpointUrl, EventFilter, EventPattern, FilterError,
+    MAX_CUSTOM_HEADER_VALUE_LEN, MAX_CUSTOM_HEADERS, MAX_DESCRIPTION_LEN, MAX_FILTER_PATTERNS,
+    MAX_URL_LEN, PatternError, RecordError, StoredSecret, UrlError, is_reserved_header,
+};
 pub use envelope::{EncodeError, Envelope, EnvelopeError};
 pub use event::{
     CATALOGUE, CustomerCreated, CustomerUpdated, DataError, Event, EventPayload, EventTypeInfo,
@@ -51,6 +75,7 @@ pub use event::{
 pub use event_type::{EventType, EventTypeError, MAX_EVENT_TYPE_LEN};
 pub use id::{EventId, ID_RANDOM_BYTES, IdError, MAX_ID_LEN};
 pub use money::{MAX_MONEY_SCALE, Money, MoneyError};
+pub use net::{AddressPolicy, BlockedTarget, Host, HostCheck, HostError, NonPublicReason};
 pub use secret::{
     ActiveSecret, GENERATED_SECRET_BYTES, MAX_ACTIVE_SECRETS, MAX_PROVIDER_SECRET_LEN,
     MAX_SECRET_LEN, MIN_SECRET_LEN, STANDARD_SECRET_PREFIX, Secret, SecretError, SecretSet,
