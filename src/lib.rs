@@ -50,6 +50,7 @@ pub mod random;
 mod secret;
 pub mod security;
 pub mod signature;
+pub mod store;
 
 pub use delivery::{
     AttemptOutcome, AttemptRecord, AttemptResult, AttemptToSend, DeliveryEvent, DeliveryId,

@@ -416,6 +416,30 @@ impl DeliveryMachine {
         Ok(())
     }
 
+    /// Gives an in-flight attempt back unsent, as a worker shutting down before it sent the
+    /// request does: the attempt does not count, and the delivery is due again at `now` (or
+    /// paused, if its endpoint was disabled meanwhile).
+    ///
+    /// Call it only when the request was never sent; an attempt that may have reached the endpoint
+    /// must be settled with [`DeliveryMachine::handle_outcome`] or
+    /// [`DeliveryMachine::handle_lease_expired`].
+    pub fn handle_released(&mut self, now: OffsetDateTime) {
+        if self.state.status != DeliveryStatus::InFlight {
+            return;
+        }
+        self.state.attempts = self.state.attempts.saturating_sub(1);
+        self.state.in_flight_since = None;
+        self.state.next_attempt_at = Some(now);
+        self.state.status = if self.state.pause_requested {
+            DeliveryStatus::Paused
+        } else if self.state.attempts == self.state.round_start {
+            DeliveryStatus::Pending
+        } else {
+            DeliveryStatus::RetryScheduled
+        };
+        self.state.pause_requested = false;
+    }
+
     /// The worker making the attempt in flight lost its lease at `now` (it died or stalled).
     ///
     /// The attempt is written off as a failure ([`crate::ErrorClass::LeaseExpired`]) and counts
