@@ -15,6 +15,10 @@
 //! - [`Envelope`]: `{id, type, created_at, data}`, serialized once to bytes and parsed back.
 //! - [`Money`]: exact decimal amounts (`125.50` stays `125.50`; no `f64` anywhere).
 //! - [`EventId`] and [`EventType`]: validated newtypes for the envelope's `id` and `type`.
+//! - [`signature`]: signing deliveries and verifying them ([`Verifier`]).
+//! - [`receiver`]: the receiver's pipeline — verify the raw body, parse it, skip duplicates —
+//!   with [`WebhookReceiver`], [`Deduplicator`] and [`MemoryDeduplicator`], and HTTP status codes
+//!   for every failure ([`RejectReason`]).
 //!
 //! ```
 //! use nopos_webhooks::{Envelope, Event, EventId, TransactionCompleted};
@@ -37,6 +41,7 @@ mod event_type;
 mod id;
 mod money;
 pub mod random;
+pub mod receiver;
 mod secret;
 pub mod security;
 pub mod signature;
@@ -51,6 +56,10 @@ pub use event::{
 pub use event_type::{EventType, EventTypeError, MAX_EVENT_TYPE_LEN};
 pub use id::{EventId, ID_RANDOM_BYTES, IdError, MAX_ID_LEN};
 pub use money::{MAX_MONEY_SCALE, Money, MoneyError};
+pub use receiver::{
+    DedupError, DedupOutcome, Deduplicator, MemoryDeduplicator, ReceiveError, RejectReason,
+    VerifiedEvent, WebhookReceiver,
+};
 pub use secret::{
     ActiveSecret, GENERATED_SECRET_BYTES, MAX_ACTIVE_SECRETS, MAX_PROVIDER_SECRET_LEN,
     MAX_SECRET_LEN, MIN_SECRET_LEN, STANDARD_SECRET_PREFIX, Secret, SecretError, SecretSet,
