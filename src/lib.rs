@@ -20,6 +20,10 @@
 //!   with [`WebhookReceiver`], [`Deduplicator`] and [`MemoryDeduplicator`], and HTTP status codes
 //!   for every failure ([`RejectReason`]).
 //!
+//! ## Features
+//! Default features are empty. `tower` adds `tower::VerifyLayer` for any tower or hyper
+//! service. Adapters read the system clock and the network; the core never does.
+//!
 //! ```
 //! use nopos_webhooks::{Envelope, Event, EventId, TransactionCompleted};
 //! use time::macros::datetime;
@@ -45,6 +49,10 @@ pub mod receiver;
 mod secret;
 pub mod security;
 pub mod signature;
+
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
 
 pub use envelope::{EncodeError, Envelope, EnvelopeError};
 pub use event::{
