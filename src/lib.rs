@@ -22,7 +22,8 @@
 //!
 //! ## Features
 //! Default features are empty. `tower` adds `tower::VerifyLayer` for any tower or hyper
-//! service. Adapters read the system clock and the network; the core never does.
+//! service; `axum` adds an extractor for [`VerifiedEvent`] (and includes `tower`). Adapters read
+//! the system clock and the network; the core never does.
 //!
 //! ```
 //! use nopos_webhooks::{Envelope, Event, EventId, TransactionCompleted};
@@ -50,6 +51,9 @@ mod secret;
 pub mod security;
 pub mod signature;
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;

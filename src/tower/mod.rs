@@ -57,6 +57,8 @@ mod future;
 mod layer;
 
 pub use error::BoxError;
+#[cfg(feature = "axum")]
+pub(crate) use error::read_body;
 pub use future::{ResponseBody, ResponseFuture};
 pub use layer::{VerifyLayer, VerifyService};
 
