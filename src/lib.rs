@@ -22,6 +22,15 @@
 //! - [`DeliveryMachine`]: the sans-IO state machine of one delivery, with its [`RetrySchedule`],
 //!   [`AttemptOutcome`] classification, [`EndpointHealth`] and [`build_request`] for the exact
 //!   HTTP request of each attempt.
+//! - [`signature`]: signing deliveries and verifying them ([`Verifier`]).
+//! - [`receiver`]: the receiver's pipeline — verify the raw body, parse it, skip duplicates —
+//!   with [`WebhookReceiver`], [`Deduplicator`] and [`MemoryDeduplicator`], and HTTP status codes
+//!   for every failure ([`RejectReason`]).
+//!
+//! ## Features
+//! Default features are empty. `tower` adds `tower::VerifyLayer` for any tower or hyper
+//! service; `axum` adds an extractor for [`VerifiedEvent`] (and includes `tower`). Adapters read
+//! the system clock and the network; the core never does.
 //!
 //! ```
 //! use nopos_webhooks::{Envelope, Event, EventId, TransactionCompleted};
@@ -47,6 +56,7 @@ mod id;
 mod money;
 pub mod net;
 pub mod random;
+pub mod receiver;
 mod secret;
 pub mod security;
 pub mod signature;
@@ -66,6 +76,13 @@ pub use endpoint::{
     MAX_CUSTOM_HEADER_VALUE_LEN, MAX_CUSTOM_HEADERS, MAX_DESCRIPTION_LEN, MAX_FILTER_PATTERNS,
     MAX_URL_LEN, PatternError, RecordError, StoredSecret, UrlError, is_reserved_header,
 };
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
+
 pub use envelope::{EncodeError, Envelope, EnvelopeError};
 pub use event::{
     CATALOGUE, CustomerCreated, CustomerUpdated, DataError, Event, EventPayload, EventTypeInfo,
@@ -77,6 +94,10 @@ pub use event_type::{EventType, EventTypeError, MAX_EVENT_TYPE_LEN};
 pub use id::{EventId, ID_RANDOM_BYTES, IdError, MAX_ID_LEN};
 pub use money::{MAX_MONEY_SCALE, Money, MoneyError};
 pub use net::{AddressPolicy, BlockedTarget, Host, HostCheck, HostError, NonPublicReason};
+pub use receiver::{
+    DedupError, DedupOutcome, Deduplicator, MemoryDeduplicator, ReceiveError, RejectReason,
+    VerifiedEvent, WebhookReceiver,
+};
 pub use secret::{
     ActiveSecret, GENERATED_SECRET_BYTES, MAX_ACTIVE_SECRETS, MAX_PROVIDER_SECRET_LEN,
     MAX_SECRET_LEN, MIN_SECRET_LEN, STANDARD_SECRET_PREFIX, Secret, SecretError, SecretSet,

@@ -77,13 +77,15 @@ impl Inner {
     }
 
     fn endpoint(&self, id: &EndpointId) -> Result<&(Endpoint, EndpointHealth), StoreError> {
-        self.endpoints.get(id).ok_or_else(|| not_found("endpoint", id))
+        self.endpoints
+            .get(id)
+            .ok_or_else(|| not_found("endpoint", &id))
     }
 
     fn row(&self, id: &DeliveryId) -> Result<&Row, StoreError> {
         self.deliveries
             .get(id)
-            .ok_or_else(|| not_found("delivery", id))
+            .ok_or_else(|| not_found("delivery", &id))
     }
 
     /// Applies an endpoint change to each of its unfinished deliveries.
@@ -102,7 +104,9 @@ impl Inner {
             .collect();
         for row in rows {
             let state = apply_endpoint_change(config, endpoint, row.state, change, now);
-            let lease = row.lease.filter(|_| state.status == DeliveryStatus::InFlight);
+            let lease = row
+                .lease
+                .filter(|_| state.status == DeliveryStatus::InFlight);
             self.put(Row { state, lease });
         }
     }
@@ -116,7 +120,7 @@ fn due_key(state: &DeliveryState) -> Option<OffsetDateTime> {
     .then(|| state.next_attempt_at.unwrap_or(state.created_at))
 }
 
-fn not_found(kind: &'static str, id: impl ToString) -> StoreError {
+fn not_found(kind: &'static str, id: &impl ToString) -> StoreError {
     StoreError::NotFound {
         kind,
         id: id.to_string(),
@@ -161,9 +165,10 @@ impl Store for MemoryStore {
                 id: endpoint.id.to_string(),
             });
         }
-        inner
-            .endpoints
-            .insert(endpoint.id.clone(), (endpoint.clone(), EndpointHealth::new()));
+        inner.endpoints.insert(
+            endpoint.id.clone(),
+            (endpoint.clone(), EndpointHealth::new()),
+        );
         Ok(())
     }
 
@@ -182,7 +187,11 @@ impl Store for MemoryStore {
         Ok(endpoints)
     }
 
-    async fn update_endpoint(&self, endpoint: &Endpoint, now: OffsetDateTime) -> Result<(), StoreError> {
+    async fn update_endpoint(
+        &self,
+        endpoint: &Endpoint,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         self.config.check_endpoint(endpoint)?;
         let mut inner = self.lock();
         let (before, health) = inner.endpoint(&endpoint.id)?.clone();
@@ -207,7 +216,11 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn delete_endpoint(&self, id: &EndpointId, now: OffsetDateTime) -> Result<(), StoreError> {
+    async fn delete_endpoint(
+        &self,
+        id: &EndpointId,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         let mut inner = self.lock();
         let (endpoint, _) = inner.endpoint(id)?.clone();
         inner.change_deliveries(&self.config, &endpoint, EndpointChange::Deleted, now);
@@ -219,7 +232,11 @@ impl Store for MemoryStore {
         Ok(self.lock().endpoint(id)?.1.clone())
     }
 
-    async fn emit(&self, event: &SerializedEvent, now: OffsetDateTime) -> Result<EmitReceipt, StoreError> {
+    async fn emit(
+        &self,
+        event: &SerializedEvent,
+        now: OffsetDateTime,
+    ) -> Result<EmitReceipt, StoreError> {
         self.config.check_event(event)?;
         let mut inner = self.lock();
         if let Some((_, deliveries)) = inner.events.get(event.id()) {
@@ -263,10 +280,15 @@ impl Store for MemoryStore {
             .events
             .get(id)
             .map(|(event, _)| event.clone())
-            .ok_or_else(|| not_found("event", id))
+            .ok_or_else(|| not_found("event", &id))
     }
 
-    async fn claim(&self, now: OffsetDateTime, limit: usize, lease: Duration) -> Result<Vec<Claim>, StoreError> {
+    async fn claim(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claim>, StoreError> {
         let mut inner = self.lock();
         // Settle lost attempts first, so that they count and are claimed again when due.
         let expired: Vec<DeliveryId> = inner
@@ -298,7 +320,8 @@ impl Store for MemoryStore {
         for id in due {
             let row = inner.row(&id)?.clone();
             let (endpoint, _) = inner.endpoint(&row.state.endpoint_id)?.clone();
-            let Some((attempt, state)) = start_attempt(&self.config, &endpoint, row.state, now) else {
+            let Some((attempt, state)) = start_attempt(&self.config, &endpoint, row.state, now)
+            else {
                 continue;
             };
             let (event, _) = inner
@@ -341,7 +364,15 @@ impl Store for MemoryStore {
             Ok(found) => found.clone(),
             Err(_) => return Err(lost()),
         };
-        let settlement = settle(&self.config, &endpoint, claim, row.state, health, outcome, now)?;
+        let settlement = settle(
+            &self.config,
+            &endpoint,
+            claim,
+            row.state,
+            health,
+            outcome,
+            now,
+        )?;
         inner
             .attempts
             .entry(id.clone())
@@ -395,7 +426,10 @@ impl Store for MemoryStore {
         Ok(self.lock().row(id)?.state.clone())
     }
 
-    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryState>, StoreError> {
+    async fn list_deliveries(
+        &self,
+        query: &DeliveryQuery,
+    ) -> Result<Vec<DeliveryState>, StoreError> {
         let inner = self.lock();
         let mut found: Vec<DeliveryState> = inner
             .deliveries
@@ -414,7 +448,11 @@ impl Store for MemoryStore {
         Ok(inner.attempts.get(id).cloned().unwrap_or_default())
     }
 
-    async fn replay(&self, id: &DeliveryId, now: OffsetDateTime) -> Result<DeliveryState, StoreError> {
+    async fn replay(
+        &self,
+        id: &DeliveryId,
+        now: OffsetDateTime,
+    ) -> Result<DeliveryState, StoreError> {
         let mut inner = self.lock();
         let row = inner.row(id)?.clone();
         let (endpoint, _) = inner.endpoint(&row.state.endpoint_id)?.clone();

@@ -18,8 +18,8 @@ use crate::delivery::SerializedEvent;
 use crate::{
     AddressPolicy, AttemptOutcome, AttemptRecord, AttemptToSend, BlockedTarget, CATALOGUE,
     DeliveryEvent, DeliveryId, DeliveryMachine, DeliveryState, DeliveryStatus, DisableReason,
-    Endpoint, EndpointHealth, EndpointId, EventFilter, EventId, EventType,
-    HealthPolicy, RetrySchedule,
+    Endpoint, EndpointHealth, EndpointId, EventFilter, EventId, EventType, HealthPolicy,
+    RetrySchedule, Secret,
 };
 
 /// The default largest event body accepted by `emit`: 256 KiB.
@@ -29,15 +29,9 @@ pub const DEFAULT_MAX_PAYLOAD_SIZE: usize = 256 * 1024;
 ///
 /// # Default
 /// The thirteen built-in NoPOS types and no custom ones.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventTypes {
     custom: Vec<EventType>,
-}
-
-impl Default for EventTypes {
-    fn default() -> EventTypes {
-        EventTypes { custom: Vec::new() }
-    }
 }
 
 impl EventTypes {
@@ -52,7 +46,8 @@ impl EventTypes {
 
     /// Whether `event_type` is built in or registered.
     pub fn contains(&self, event_type: &EventType) -> bool {
-        CATALOGUE.iter().any(|info| info.event_type == event_type) || self.custom.contains(event_type)
+        CATALOGUE.iter().any(|info| info.event_type == event_type)
+            || self.custom.contains(event_type)
     }
 
     /// Every accepted type: the catalogue first, then custom types in registration order.
@@ -270,12 +265,22 @@ pub struct StoredEvent {
 
 /// Proof that a worker holds a delivery: checked when the outcome is recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct LeaseToken(pub String);
+pub struct LeaseToken(String);
 
 impl LeaseToken {
     /// A fresh random token.
     pub fn generate() -> LeaseToken {
         LeaseToken(hex::encode(crate::random::bytes::<16>()))
+    }
+
+    /// A token read back from storage.
+    pub fn from_stored(token: String) -> LeaseToken {
+        LeaseToken(token)
+    }
+
+    /// The token as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -359,8 +364,13 @@ impl DeliveryQuery {
 
     /// Whether `state` matches the filters (for stores that filter in memory).
     pub fn matches(&self, state: &DeliveryState) -> bool {
-        self.endpoint_id.as_ref().is_none_or(|id| *id == state.endpoint_id)
-            && self.event_id.as_ref().is_none_or(|id| *id == state.event_id)
+        self.endpoint_id
+            .as_ref()
+            .is_none_or(|id| *id == state.endpoint_id)
+            && self
+                .event_id
+                .as_ref()
+                .is_none_or(|id| *id == state.event_id)
             && self.status.is_none_or(|s| s == state.status)
     }
 }
@@ -402,6 +412,42 @@ pub trait Store: Send + Sync {
         id: &EndpointId,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Makes `new` the endpoint's current secret; the previous ones keep signing until
+    /// `now + grace` ([`SecretSet::rotate`](crate::SecretSet::rotate)). Returns the endpoint.
+    fn rotate_secret(
+        &self,
+        id: &EndpointId,
+        new: Secret,
+        grace: Duration,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Endpoint, StoreError>> + Send {
+        async move {
+            let mut endpoint = self.get_endpoint(id).await?;
+            endpoint.secrets.rotate(new, now, grace);
+            self.update_endpoint(&endpoint, now).await?;
+            Ok(endpoint)
+        }
+    }
+
+    /// Disables an endpoint with `reason` (its deliveries pause) or, with `None`, enables it again
+    /// (they resume and its health starts afresh). Returns the endpoint.
+    fn set_endpoint_enabled(
+        &self,
+        id: &EndpointId,
+        disable: Option<DisableReason>,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Endpoint, StoreError>> + Send {
+        async move {
+            let mut endpoint = self.get_endpoint(id).await?;
+            match disable {
+                Some(reason) => endpoint.disable(now, reason),
+                None => endpoint.enable(),
+            }
+            self.update_endpoint(&endpoint, now).await?;
+            Ok(endpoint)
+        }
+    }
 
     /// The endpoint's health record (failures since, last success).
     fn endpoint_health(

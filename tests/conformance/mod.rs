@@ -4,7 +4,7 @@
 //! that opens a fresh, empty store as `Option<S>` (`None` skips, e.g. without PostgreSQL) and
 //! a cleanup function.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -12,9 +12,9 @@ use std::sync::Arc;
 use http::{HeaderMap, StatusCode};
 use nopos_webhooks::store::{DeliveryQuery, Store, StoreConfig, StoreError};
 use nopos_webhooks::{
-    AddressPolicy, AttemptOutcome, DeliveryId, DeliveryStatus, DisableReason, Endpoint,
-    EndpointId, EndpointStatus, EndpointUrl, Envelope, Event, EventFilter, EventId, EventType,
-    RetrySchedule, Secret, SecretSet, SerializedEvent, TransportError,
+    AddressPolicy, AttemptOutcome, DeliveryId, DeliveryStatus, DisableReason, Endpoint, EndpointId,
+    EndpointStatus, EndpointUrl, Envelope, Event, EventFilter, EventId, EventType, RetrySchedule,
+    Secret, SecretSet, SerializedEvent, TransportError,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -98,7 +98,10 @@ pub async fn fan_out_with_wildcards<S: Store>(store: &S) {
         assert_eq!(state.event_id, *sale.id());
         targets.insert(state.endpoint_id);
     }
-    let expected: HashSet<_> = [&exact.id, &all.id, &disabled.id].into_iter().cloned().collect();
+    let expected: HashSet<_> = [&exact.id, &all.id, &disabled.id]
+        .into_iter()
+        .cloned()
+        .collect();
     assert_eq!(targets, expected);
 
     let low = event(&EventType::INVENTORY_LOW_STOCK, now);
@@ -107,7 +110,10 @@ pub async fn fan_out_with_wildcards<S: Store>(store: &S) {
     for id in &receipt.deliveries {
         targets.insert(endpoint_of(store, id).await);
     }
-    let expected: HashSet<_> = [&family.id, &all.id, &disabled.id].into_iter().cloned().collect();
+    let expected: HashSet<_> = [&family.id, &all.id, &disabled.id]
+        .into_iter()
+        .cloned()
+        .collect();
     assert_eq!(targets, expected);
 
     // The stored event is byte for byte what was emitted.
@@ -224,7 +230,11 @@ pub async fn attempts_are_recorded_with_the_next_state<S: Store>(store: &S) {
         .unwrap()
         .deliveries[0]
         .clone();
-    let claim = store.claim(now, 1, Duration::minutes(1)).await.unwrap().remove(0);
+    let claim = store
+        .claim(now, 1, Duration::minutes(1))
+        .await
+        .unwrap()
+        .remove(0);
     let recorded = store
         .record_attempt(&claim, &status(500, now), now + Duration::seconds(1))
         .await
@@ -241,7 +251,11 @@ pub async fn attempts_are_recorded_with_the_next_state<S: Store>(store: &S) {
         Err(StoreError::LeaseLost(_))
     ));
 
-    let claim = store.claim(retry_at, 1, Duration::minutes(1)).await.unwrap().remove(0);
+    let claim = store
+        .claim(retry_at, 1, Duration::minutes(1))
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(claim.attempt.attempt, 2);
     let recorded = store
         .record_attempt(&claim, &status(204, retry_at), retry_at)
@@ -274,7 +288,8 @@ pub async fn replay_and_recover<S: Store>(store: &S) {
         ids.extend(receipt.deliveries);
     }
     for claim in store.claim(now, 10, Duration::minutes(1)).await.unwrap() {
-        let outcome = AttemptOutcome::transport_failure(now, Duration::ZERO, TransportError::Connect);
+        let outcome =
+            AttemptOutcome::transport_failure(now, Duration::ZERO, TransportError::Connect);
         let recorded = store.record_attempt(&claim, &outcome, now).await.unwrap();
         assert_eq!(recorded.state.status, DeliveryStatus::Failed);
     }
@@ -288,19 +303,43 @@ pub async fn replay_and_recover<S: Store>(store: &S) {
         store.replay(&ids[0], later).await,
         Err(StoreError::InvalidState { .. })
     ));
-    let claim = store.claim(later, 10, Duration::minutes(1)).await.unwrap().remove(0);
+    let claim = store
+        .claim(later, 10, Duration::minutes(1))
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(claim.attempt.delivery_id, ids[0]);
     assert_eq!(claim.attempt.attempt, 2);
-    store.record_attempt(&claim, &status(200, later), later).await.unwrap();
+    store
+        .record_attempt(&claim, &status(200, later), later)
+        .await
+        .unwrap();
 
     // Recover the remaining failed ones created since `now`.
-    assert_eq!(store.recover(&ep.id, now + Duration::days(1), later).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .recover(&ep.id, now + Duration::days(1), later)
+            .await
+            .unwrap(),
+        0
+    );
     assert_eq!(store.recover(&ep.id, now, later).await.unwrap(), 2);
     assert_eq!(
         statuses(store, &ids).await,
-        vec![DeliveryStatus::Delivered, DeliveryStatus::Pending, DeliveryStatus::Pending]
+        vec![
+            DeliveryStatus::Delivered,
+            DeliveryStatus::Pending,
+            DeliveryStatus::Pending
+        ]
     );
-    assert_eq!(store.claim(later, 10, Duration::minutes(1)).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .claim(later, 10, Duration::minutes(1))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     assert!(matches!(
         store.replay(&DeliveryId::generate(now), now).await,
         Err(StoreError::NotFound { .. })
@@ -326,16 +365,31 @@ pub async fn disabled_endpoints_pause_and_resume<S: Store>(store: &S) {
         .deliveries;
     let ids = [first, second].concat();
     assert_eq!(statuses(store, &ids).await, vec![DeliveryStatus::Paused; 2]);
-    assert!(store.claim(now, 10, Duration::minutes(1)).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim(now, 10, Duration::minutes(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(matches!(
         store.get_endpoint(&ep.id).await.unwrap().status,
-        EndpointStatus::Disabled { reason: DisableReason::Manual, .. }
+        EndpointStatus::Disabled {
+            reason: DisableReason::Manual,
+            ..
+        }
     ));
 
     let later = now + Duration::hours(3);
-    ep.enable();
-    store.update_endpoint(&ep, later).await.unwrap();
-    assert_eq!(statuses(store, &ids).await, vec![DeliveryStatus::Pending; 2]);
+    let enabled = store
+        .set_endpoint_enabled(&ep.id, None, later)
+        .await
+        .unwrap();
+    assert!(enabled.is_enabled());
+    assert_eq!(
+        statuses(store, &ids).await,
+        vec![DeliveryStatus::Pending; 2]
+    );
     let claims = store.claim(later, 10, Duration::minutes(1)).await.unwrap();
     assert_eq!(claims.len(), 2);
 }
@@ -344,32 +398,66 @@ pub async fn gone_disables_the_endpoint_and_pauses_the_rest<S: Store>(store: &S)
     let now = t0();
     let ep = endpoint(&["*"], now);
     store.create_endpoint(&ep).await.unwrap();
-    let a = store.emit(&event(&EventType::PAYMENT_FAILED, now), now).await.unwrap().deliveries;
-    let b = store.emit(&event(&EventType::PAYMENT_FAILED, now), now).await.unwrap().deliveries;
-    let claim = store.claim(now, 1, Duration::minutes(1)).await.unwrap().remove(0);
-    let recorded = store.record_attempt(&claim, &status(410, now), now).await.unwrap();
+    let a = store
+        .emit(&event(&EventType::PAYMENT_FAILED, now), now)
+        .await
+        .unwrap()
+        .deliveries;
+    let b = store
+        .emit(&event(&EventType::PAYMENT_FAILED, now), now)
+        .await
+        .unwrap()
+        .deliveries;
+    let claim = store
+        .claim(now, 1, Duration::minutes(1))
+        .await
+        .unwrap()
+        .remove(0);
+    let recorded = store
+        .record_attempt(&claim, &status(410, now), now)
+        .await
+        .unwrap();
     assert_eq!(recorded.endpoint_disabled, Some(DisableReason::Gone));
     assert_eq!(recorded.state.status, DeliveryStatus::Failed);
     let endpoint = store.get_endpoint(&ep.id).await.unwrap();
     assert!(!endpoint.is_enabled());
-    let other = if claim.attempt.delivery_id == a[0] { &b[0] } else { &a[0] };
-    assert_eq!(store.get_delivery(other).await.unwrap().status, DeliveryStatus::Paused);
+    let other = if claim.attempt.delivery_id == a[0] {
+        &b[0]
+    } else {
+        &a[0]
+    };
+    assert_eq!(
+        store.get_delivery(other).await.unwrap().status,
+        DeliveryStatus::Paused
+    );
 }
 
 pub async fn failing_endpoints_are_disabled_after_the_health_period<S: Store>(store: &S) {
     let now = t0();
     // Ten attempts a day apart: the endpoint fails for more than five days.
-    let schedule = RetrySchedule::new([Duration::ZERO].into_iter().chain([Duration::days(1); 9])).unwrap();
+    let schedule =
+        RetrySchedule::new([Duration::ZERO].into_iter().chain([Duration::days(1); 9])).unwrap();
     let ep = endpoint(&["*"], now).with_retry_schedule(schedule);
     store.create_endpoint(&ep).await.unwrap();
-    store.emit(&event(&EventType::LOYALTY_POINTS_EARNED, now), now).await.unwrap();
+    store
+        .emit(&event(&EventType::LOYALTY_POINTS_EARNED, now), now)
+        .await
+        .unwrap();
     let mut at = now;
     let mut disabled = None;
     for _ in 0..10 {
-        let Some(claim) = store.claim(at, 1, Duration::minutes(1)).await.unwrap().pop() else {
+        let Some(claim) = store
+            .claim(at, 1, Duration::minutes(1))
+            .await
+            .unwrap()
+            .pop()
+        else {
             break;
         };
-        let recorded = store.record_attempt(&claim, &status(503, at), at).await.unwrap();
+        let recorded = store
+            .record_attempt(&claim, &status(503, at), at)
+            .await
+            .unwrap();
         if let Some(reason) = recorded.endpoint_disabled {
             disabled = Some((reason, at));
             break;
@@ -384,17 +472,28 @@ pub async fn failing_endpoints_are_disabled_after_the_health_period<S: Store>(st
 
 pub async fn secret_rotation_is_stored<S: Store>(store: &S) {
     let now = t0();
-    let mut ep = endpoint(&["*"], now);
+    let ep = endpoint(&["*"], now);
     let old = ep.secrets.current().clone();
     store.create_endpoint(&ep).await.unwrap();
     let new = Secret::new("brand_new_secret_value").unwrap();
-    ep.secrets.rotate(new.clone(), now, Duration::hours(24));
-    store.update_endpoint(&ep, now).await.unwrap();
+    let rotated = store
+        .rotate_secret(&ep.id, new.clone(), Duration::hours(24), now)
+        .await
+        .unwrap();
     let stored = store.get_endpoint(&ep.id).await.unwrap();
+    assert_eq!(stored, rotated);
     assert_eq!(stored.secrets.current(), &new);
-    let active: Vec<_> = stored.secrets.active(now + Duration::hours(1)).cloned().collect();
+    let active: Vec<_> = stored
+        .secrets
+        .active(now + Duration::hours(1))
+        .cloned()
+        .collect();
     assert_eq!(active, vec![new.clone(), old]);
-    let active: Vec<_> = stored.secrets.active(now + Duration::hours(25)).cloned().collect();
+    let active: Vec<_> = stored
+        .secrets
+        .active(now + Duration::hours(25))
+        .cloned()
+        .collect();
     assert_eq!(active, vec![new]);
 }
 
@@ -402,14 +501,24 @@ pub async fn delete_cancels_but_keeps_deliveries<S: Store>(store: &S) {
     let now = t0();
     let ep = endpoint(&["*"], now);
     store.create_endpoint(&ep).await.unwrap();
-    let ids = store.emit(&event(&EventType::CUSTOMER_UPDATED, now), now).await.unwrap().deliveries;
+    let ids = store
+        .emit(&event(&EventType::CUSTOMER_UPDATED, now), now)
+        .await
+        .unwrap()
+        .deliveries;
     store.delete_endpoint(&ep.id, now).await.unwrap();
     assert!(matches!(
         store.get_endpoint(&ep.id).await,
         Err(StoreError::NotFound { .. })
     ));
     assert_eq!(statuses(store, &ids).await, vec![DeliveryStatus::Cancelled]);
-    assert!(store.claim(now, 10, Duration::minutes(1)).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim(now, 10, Duration::minutes(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(matches!(
         store.delete_endpoint(&ep.id, now).await,
         Err(StoreError::NotFound { .. })
@@ -453,11 +562,17 @@ pub async fn bad_input_is_refused_and_changes_nothing<S: Store>(store: &S) {
     ));
     // Updating a missing endpoint.
     assert!(matches!(
-        store.update_endpoint(&unknown, now).await,
+        store.update_endpoint(&endpoint(&["*"], now), now).await,
         Err(StoreError::NotFound { .. })
     ));
     assert_eq!(store.list_endpoints().await.unwrap(), vec![ep.clone()]);
-    assert!(store.list_deliveries(&DeliveryQuery::default()).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_deliveries(&DeliveryQuery::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(matches!(
         store.get_event(custom.id()).await,
         Err(StoreError::NotFound { .. })
@@ -477,14 +592,26 @@ pub async fn listing_filters_and_orders<S: Store>(store: &S) {
     let b = endpoint(&["*"], now + Duration::seconds(1));
     store.create_endpoint(&a).await.unwrap();
     store.create_endpoint(&b).await.unwrap();
-    assert_eq!(store.list_endpoints().await.unwrap(), vec![a.clone(), b.clone()]);
+    assert_eq!(
+        store.list_endpoints().await.unwrap(),
+        vec![a.clone(), b.clone()]
+    );
     for i in 0..5 {
         let at = now + Duration::seconds(i);
-        store.emit(&event(&EventType::TRANSACTION_CREATED, at), at).await.unwrap();
+        store
+            .emit(&event(&EventType::TRANSACTION_CREATED, at), at)
+            .await
+            .unwrap();
     }
-    let of_a = store.list_deliveries(&DeliveryQuery::endpoint(a.id.clone())).await.unwrap();
+    let of_a = store
+        .list_deliveries(&DeliveryQuery::endpoint(a.id.clone()))
+        .await
+        .unwrap();
     assert_eq!(of_a.len(), 5);
-    assert!(of_a.windows(2).all(|w| w[0].created_at >= w[1].created_at), "newest first");
+    assert!(
+        of_a.windows(2).all(|w| w[0].created_at >= w[1].created_at),
+        "newest first"
+    );
     let limited = store
         .list_deliveries(&DeliveryQuery::endpoint(a.id.clone()).limit(2))
         .await
@@ -500,12 +627,25 @@ pub async fn listing_filters_and_orders<S: Store>(store: &S) {
 pub async fn release_gives_the_attempt_back<S: Store>(store: &S) {
     let now = t0();
     store.create_endpoint(&endpoint(&["*"], now)).await.unwrap();
-    let id = store.emit(&event(&EventType::TRANSACTION_REFUNDED, now), now).await.unwrap().deliveries[0].clone();
-    let claim = store.claim(now, 1, Duration::minutes(1)).await.unwrap().remove(0);
+    let id = store
+        .emit(&event(&EventType::TRANSACTION_REFUNDED, now), now)
+        .await
+        .unwrap()
+        .deliveries[0]
+        .clone();
+    let claim = store
+        .claim(now, 1, Duration::minutes(1))
+        .await
+        .unwrap()
+        .remove(0);
     store.release(&claim, now).await.unwrap();
     let state = store.get_delivery(&id).await.unwrap();
     assert_eq!((state.status, state.attempts), (DeliveryStatus::Pending, 0));
-    let again = store.claim(now, 1, Duration::minutes(1)).await.unwrap().remove(0);
+    let again = store
+        .claim(now, 1, Duration::minutes(1))
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(again.attempt.attempt, 1);
     assert!(matches!(
         store.release(&claim, now).await,
