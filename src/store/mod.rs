@@ -7,6 +7,7 @@
 //! PostgreSQL) only move those rows in and out, atomically; they never decide which endpoint gets
 //! an event, when a retry is due or when an endpoint is dead.
 
+pub mod codec;
 #[cfg(feature = "memory")]
 pub mod memory;
 

@@ -1,0 +1,92 @@
+//! How the SQL stores encode the core's values in columns: times as Unix microseconds, endpoints,
+//! delivery states, attempt records and health as JSON documents.
+//!
+//! One encoding for every SQL backend, so a row means the same thing in SQLite and PostgreSQL.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
+
+use super::StoreError;
+use crate::{Endpoint, EndpointRecord};
+
+/// A time as Unix microseconds (the precision both SQLite integers and PostgreSQL keep).
+pub fn to_micros(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+/// A time from Unix microseconds.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] for a value outside the representable range.
+pub fn from_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).map_err(|err| {
+        StoreError::Corrupt {
+            what: "timestamp",
+            message: err.to_string(),
+        }
+    })
+}
+
+/// A value as a JSON document.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] if serialization fails (it does not for the core's types).
+pub fn to_json<T: Serialize>(what: &'static str, value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|err| StoreError::Corrupt {
+        what,
+        message: err.to_string(),
+    })
+}
+
+/// A value from a JSON document.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] when the document does not decode.
+pub fn from_json<T: DeserializeOwned>(what: &'static str, json: &str) -> Result<T, StoreError> {
+    serde_json::from_str(json).map_err(|err| StoreError::Corrupt {
+        what,
+        message: err.to_string(),
+    })
+}
+
+/// An endpoint as a JSON document (its [`EndpointRecord`], secrets included).
+///
+/// # Errors
+/// As [`to_json`].
+pub fn endpoint_to_json(endpoint: &Endpoint) -> Result<String, StoreError> {
+    to_json("endpoint", &endpoint.to_record())
+}
+
+/// An endpoint from its JSON document. Expired secrets are kept (signing filters them by time),
+/// so decoding needs no clock.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] when the document or a secret in it is invalid.
+pub fn endpoint_from_json(json: &str) -> Result<Endpoint, StoreError> {
+    let record: EndpointRecord = from_json("endpoint", json)?;
+    record
+        .into_endpoint(OffsetDateTime::UNIX_EPOCH)
+        .map_err(|err| StoreError::Corrupt {
+            what: "endpoint",
+            message: err.to_string(),
+        })
+}
+
+/// Wraps a database driver's error.
+pub fn backend(err: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Backend(Box::new(err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn micros_round_trip() {
+        let at = datetime!(2024-11-10 10:30:00.123456 UTC);
+        assert_eq!(from_micros(to_micros(at)).unwrap(), at);
+        assert!(from_micros(i64::MAX).is_err());
+    }
+}
