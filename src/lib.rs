@@ -61,6 +61,7 @@ mod secret;
 pub mod security;
 pub mod signature;
 pub mod store;
+pub mod transport;
 
 pub use delivery::{
     AttemptOutcome, AttemptRecord, AttemptResult, AttemptToSend, DeliveryEvent, DeliveryId,
@@ -79,6 +80,12 @@ pub use endpoint::{
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
+#[cfg(feature = "dispatcher")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dispatcher")))]
+pub mod dispatcher;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub mod reqwest;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
