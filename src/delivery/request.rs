@@ -197,7 +197,7 @@ pub fn build_request(
         header_value(attempt.delivery_id.as_str()),
     );
     headers.insert(NOPOS_DELIVERY_ATTEMPT, HeaderValue::from(attempt.attempt));
-    signatures.insert_into(headers);
+    signatures.move_into(headers);
     Ok(request)
 }
 

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use time::{Duration, OffsetDateTime};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
@@ -142,14 +142,27 @@ struct Shared<S, C> {
     store: Arc<S>,
     client: C,
     config: DispatcherConfig,
-    global: Arc<Semaphore>,
+    /// Claims held at once (in flight or queued): `max_in_flight` plus one batch of read-ahead.
+    held: Arc<Semaphore>,
+    held_total: usize,
     per_endpoint: Mutex<HashMap<EndpointId, Arc<Semaphore>>>,
+    /// Signalled after each recorded outcome: a retry may now be due sooner than the claimer's
+    /// sleep, which was computed while the attempt was still in flight.
+    recorded: Notify,
 }
 
-/// What one loop iteration should do next.
+/// A claim waiting for a worker, with its place in the held count.
+type Queued = (Claim, OwnedSemaphorePermit);
+
+/// What the claiming loop should do next.
 enum Next {
+    /// The claim was full: more may be due right now.
     ClaimAgain,
+    /// Everything due is claimed: sleep until the next due time or new work.
     Sleep,
+    /// Too few claims may be held to be worth claiming: wait until this many are free (sleeping
+    /// on the due time here would spin, since the backlog is already due).
+    WaitForSlot(u32),
 }
 
 fn now() -> OffsetDateTime {
@@ -172,9 +185,11 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
             shared: Arc::new(Shared {
                 store,
                 client,
-                global: Arc::new(Semaphore::new(config.max_in_flight)),
+                held: Arc::new(Semaphore::new(config.max_in_flight + config.batch_size)),
+                held_total: config.max_in_flight + config.batch_size,
                 config,
                 per_endpoint: Mutex::new(HashMap::new()),
+                recorded: Notify::new(),
             }),
         }
     }
@@ -187,65 +202,65 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
     /// Runs until `shutdown` resolves, then lets in-flight attempts finish (up to the grace
     /// period; claims not yet sent are given back) and returns.
     ///
-    /// Store errors are logged and retried after a pause; the loop does not exit on them.
+    /// One task claims in batches and keeps a short queue of claims ready; `max_in_flight` worker
+    /// tasks take claims from it and send them. Store errors are logged and retried after a pause;
+    /// the loop does not exit on them.
     ///
     /// # Errors
     /// None today; the `Result` leaves room for unrecoverable errors.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<(), StoreError> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let mut tasks = JoinSet::new();
+        let (queue_tx, queue_rx) = mpsc::channel(self.shared.held.available_permits().max(1));
+        let queue_rx = Arc::new(tokio::sync::Mutex::new(queue_rx));
+        let mut workers = JoinSet::new();
+        for _ in 0..self.shared.config.max_in_flight {
+            let worker = self.clone().worker(Arc::clone(&queue_rx), stop_rx.clone());
+            workers.spawn(worker);
+        }
         tokio::pin!(shutdown);
         loop {
-            while tasks.try_join_next().is_some() {}
-            let next = match self.claim_and_spawn(&mut tasks, &stop_rx).await {
+            let next = match self.claim_into(&queue_tx).await {
                 Ok(next) => next,
                 Err(err) => {
                     tracing::warn!(error = %err, "claiming deliveries failed; retrying");
                     Next::Sleep
                 }
             };
-            if matches!(next, Next::ClaimAgain) {
-                continue;
-            }
-            let sleep_until = self.next_deadline().await;
-            tokio::select! {
-                () = &mut shutdown => break,
-                () = self.shared.store.wait_for_work() => {}
-                () = tokio::time::sleep(sleep_until) => {}
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            match next {
+                Next::ClaimAgain => {}
+                Next::WaitForSlot(n) => {
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        permits = self.shared.held.acquire_many(n) => drop(permits),
+                    }
+                }
+                Next::Sleep => {
+                    let sleep_for = self.next_deadline().await;
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = self.shared.store.wait_for_work() => {}
+                        () = self.shared.recorded.notified() => {}
+                        () = tokio::time::sleep(sleep_for) => {}
+                    }
+                }
             }
         }
+        // Workers give back queued claims instead of sending them, then stop when the queue is
+        // empty; attempts already on the wire finish.
         let _ = stop_tx.send(true);
+        drop(queue_tx);
         let grace = std_duration(self.shared.config.shutdown_grace);
-        let drained =
-            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        let drained = tokio::time::timeout(grace, async {
+            while workers.join_next().await.is_some() {}
+        })
+        .await;
         if drained.is_err() {
             // Attempts still running past the grace period are abandoned; their leases expire
             // and the store settles them as lost attempts.
-            tracing::warn!(remaining = tasks.len(), "shutdown grace period over");
-            tasks.abort_all();
+            tracing::warn!(remaining = workers.len(), "shutdown grace period over");
+            workers.abort_all();
         }
         Ok(())
-    }
-
-    /// Claims and starts everything due now, once, and waits for those attempts to be recorded.
-    /// Returns how many were attempted. For tests and for callers with their own loop.
-    ///
-    /// # Errors
-    /// A store error from claiming.
-    pub async fn run_once(&self) -> Result<usize, StoreError> {
-        let (_stop_tx, stop_rx) = watch::channel(false);
-        let mut tasks = JoinSet::new();
-        let mut total = 0;
-        loop {
-            let before = tasks.len();
-            let next = self.claim_and_spawn(&mut tasks, &stop_rx).await?;
-            total += tasks.len() - before;
-            while tasks.join_next().await.is_some() {}
-            if matches!(next, Next::Sleep) {
-                return Ok(total);
-            }
-        }
     }
 
     async fn next_deadline(&self) -> std::time::Duration {
@@ -257,40 +272,64 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
         std_duration(wait)
     }
 
-    async fn claim_and_spawn(
-        &self,
-        tasks: &mut JoinSet<()>,
-        stop: &watch::Receiver<bool>,
-    ) -> Result<Next, StoreError> {
-        let available = self.shared.global.available_permits();
-        if available == 0 {
-            return Ok(Next::Sleep);
+    /// Claims as many deliveries as there is room for and queues them for the workers.
+    async fn claim_into(&self, queue: &mpsc::Sender<Queued>) -> Result<Next, StoreError> {
+        let config = &self.shared.config;
+        let free = self.shared.held.available_permits();
+        // Claim in batches: waiting for a quarter of a batch to free up costs nothing (the queue
+        // still feeds the workers) and saves the store a transaction per delivery.
+        let threshold = (config.batch_size.min(self.shared.held_total) / 4).max(1);
+        if free < threshold {
+            return Ok(Next::WaitForSlot(
+                u32::try_from(threshold).unwrap_or(u32::MAX),
+            ));
         }
-        let want = available.min(self.shared.config.batch_size);
-        let claims = self
-            .shared
-            .store
-            .claim(now(), want, self.shared.config.lease)
-            .await?;
+        let want = free.min(config.batch_size);
+        let claims = self.shared.store.claim(now(), want, config.lease).await?;
         let full = claims.len() == want;
         for claim in claims {
-            let Ok(permit) = Arc::clone(&self.shared.global).try_acquire_owned() else {
+            let Ok(permit) = Arc::clone(&self.shared.held).try_acquire_owned() else {
                 // Cannot happen (the permits were counted above), but never drop a claim.
-                let _ = self.shared.store.release(&claim, now()).await;
+                self.release(&claim).await;
                 continue;
             };
-            let this = self.clone();
-            let stop = stop.clone();
-            let span = tracing::info_span!(
-                "nopos_webhooks.attempt",
-                delivery_id = %claim.attempt.delivery_id,
-                event_id = %claim.attempt.event_id,
-                endpoint_id = %claim.attempt.endpoint_id,
-                attempt = claim.attempt.attempt,
-            );
-            tasks.spawn(this.attempt(claim, permit, stop).instrument(span));
+            if let Err(mpsc::error::SendError((claim, _))) = queue.send((claim, permit)).await {
+                self.release(&claim).await;
+            }
         }
         Ok(if full { Next::ClaimAgain } else { Next::Sleep })
+    }
+
+    async fn worker(
+        self,
+        queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Queued>>>,
+        stop: watch::Receiver<bool>,
+    ) {
+        loop {
+            let next = queue.lock().await.recv().await;
+            let Some((claim, permit)) = next else {
+                return;
+            };
+            if *stop.borrow() {
+                self.release(&claim).await;
+            } else {
+                let span = tracing::info_span!(
+                    "nopos_webhooks.attempt",
+                    delivery_id = %claim.attempt.delivery_id,
+                    event_id = %claim.attempt.event_id,
+                    endpoint_id = %claim.attempt.endpoint_id,
+                    attempt = claim.attempt.attempt,
+                );
+                self.attempt(claim, stop.clone()).instrument(span).await;
+            }
+            drop(permit);
+        }
+    }
+
+    async fn release(&self, claim: &Claim) {
+        if let Err(err) = self.shared.store.release(claim, now()).await {
+            tracing::warn!(error = %err, "giving back an unsent claim failed; its lease will expire");
+        }
     }
 
     fn endpoint_slots(&self, id: &EndpointId) -> Arc<Semaphore> {
@@ -312,12 +351,7 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
         )
     }
 
-    async fn attempt(
-        self,
-        claim: Claim,
-        _global: OwnedSemaphorePermit,
-        mut stop: watch::Receiver<bool>,
-    ) {
+    async fn attempt(&self, claim: Claim, mut stop: watch::Receiver<bool>) {
         let slots = self.endpoint_slots(&claim.endpoint.id);
         let wait = std_duration(self.shared.config.max_endpoint_wait);
         let slot = tokio::select! {
@@ -327,9 +361,7 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
         };
         let Some(_slot) = slot else {
             // Not sent: give it back so it is claimed again (by us or another worker).
-            if let Err(err) = self.shared.store.release(&claim, now()).await {
-                tracing::warn!(error = %err, "releasing an unsent claim failed");
-            }
+            self.release(&claim).await;
             return;
         };
         let outcome = send_attempt(
@@ -356,6 +388,7 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
                 .await
             {
                 Ok(recorded) => {
+                    self.shared.recorded.notify_one();
                     tracing::debug!(
                         status = recorded.state.status.as_str(),
                         class = ?outcome.class(),

@@ -73,6 +73,16 @@ impl SignatureHeaders {
             headers.insert(name, value.clone());
         }
     }
+
+    /// Moves every header into `headers`, replacing values already there (no copies).
+    pub fn move_into(self, headers: &mut HeaderMap) {
+        headers.insert(NOPOS_SIGNATURE, self.nopos);
+        if let Some([id, timestamp, signature]) = self.standard {
+            headers.insert(WEBHOOK_ID, id);
+            headers.insert(WEBHOOK_TIMESTAMP, timestamp);
+            headers.insert(WEBHOOK_SIGNATURE, signature);
+        }
+    }
 }
 
 /// Signs `body` with every secret in `secrets` (newest first, as [`crate::SecretSet::active`]

@@ -5,7 +5,7 @@
 //! come from the shared helpers in [`crate::store`], so it behaves exactly like the durable stores.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Notify;
@@ -40,7 +40,8 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    endpoints: BTreeMap<EndpointId, (Endpoint, EndpointHealth)>,
+    /// Shared so that claims carry the endpoint without copying it (secrets, headers, URL).
+    endpoints: BTreeMap<EndpointId, (Arc<Endpoint>, EndpointHealth)>,
     events: HashMap<EventId, (StoredEvent, Vec<DeliveryId>)>,
     deliveries: HashMap<DeliveryId, Row>,
     /// Pending and retry-scheduled deliveries by due time: claiming is O(log n).
@@ -76,7 +77,7 @@ impl Inner {
         self.deliveries.insert(row.state.id.clone(), row);
     }
 
-    fn endpoint(&self, id: &EndpointId) -> Result<&(Endpoint, EndpointHealth), StoreError> {
+    fn endpoint(&self, id: &EndpointId) -> Result<&(Arc<Endpoint>, EndpointHealth), StoreError> {
         self.endpoints
             .get(id)
             .ok_or_else(|| not_found("endpoint", &id))
@@ -167,13 +168,13 @@ impl Store for MemoryStore {
         }
         inner.endpoints.insert(
             endpoint.id.clone(),
-            (endpoint.clone(), EndpointHealth::new()),
+            (Arc::new(endpoint.clone()), EndpointHealth::new()),
         );
         Ok(())
     }
 
     async fn get_endpoint(&self, id: &EndpointId) -> Result<Endpoint, StoreError> {
-        Ok(self.lock().endpoint(id)?.0.clone())
+        Ok(Endpoint::clone(&self.lock().endpoint(id)?.0))
     }
 
     async fn list_endpoints(&self) -> Result<Vec<Endpoint>, StoreError> {
@@ -181,7 +182,7 @@ impl Store for MemoryStore {
             .lock()
             .endpoints
             .values()
-            .map(|(e, _)| e.clone())
+            .map(|(e, _)| Endpoint::clone(e))
             .collect();
         endpoints.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(endpoints)
@@ -205,7 +206,7 @@ impl Store for MemoryStore {
         };
         inner
             .endpoints
-            .insert(endpoint.id.clone(), (endpoint.clone(), health));
+            .insert(endpoint.id.clone(), (Arc::new(endpoint.clone()), health));
         if let Some(change) = change {
             inner.change_deliveries(&self.config, endpoint, change, now);
         }
@@ -248,7 +249,7 @@ impl Store for MemoryStore {
         }
         let planned = plan_fan_out(
             &self.config,
-            inner.endpoints.values().map(|(e, _)| e),
+            inner.endpoints.values().map(|(e, _)| &**e),
             event,
             now,
         );
@@ -382,11 +383,15 @@ impl Store for MemoryStore {
             state: settlement.state.clone(),
             lease: None,
         });
-        let mut endpoint = endpoint;
-        if let Some(reason) = settlement.disable {
-            endpoint.disable(now, reason);
-            inner.change_deliveries(&self.config, &endpoint, EndpointChange::Disabled, now);
-        }
+        let endpoint = match settlement.disable {
+            Some(reason) => {
+                let mut disabled = Endpoint::clone(&endpoint);
+                disabled.disable(now, reason);
+                inner.change_deliveries(&self.config, &disabled, EndpointChange::Disabled, now);
+                Arc::new(disabled)
+            }
+            None => endpoint,
+        };
         inner
             .endpoints
             .insert(endpoint.id.clone(), (endpoint, settlement.health));

@@ -12,6 +12,7 @@ pub mod codec;
 pub mod memory;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use time::{Duration, OffsetDateTime};
 
@@ -269,9 +270,16 @@ pub struct StoredEvent {
 pub struct LeaseToken(String);
 
 impl LeaseToken {
-    /// A fresh random token.
+    /// A fresh token: unique per claim. Tokens tell claims apart, they are not credentials, so a
+    /// per-process random prefix and a counter do (no system call per claim).
     pub fn generate() -> LeaseToken {
-        LeaseToken(hex::encode(crate::random::bytes::<16>()))
+        use std::sync::OnceLock;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static PREFIX: OnceLock<String> = OnceLock::new();
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let prefix = PREFIX.get_or_init(|| hex::encode(crate::random::bytes::<12>()));
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        LeaseToken(format!("{prefix}-{n:x}"))
     }
 
     /// A token read back from storage.
@@ -293,8 +301,8 @@ pub struct Claim {
     pub attempt: AttemptToSend,
     /// The delivery's state with the attempt in flight.
     pub state: DeliveryState,
-    /// The endpoint as it is now.
-    pub endpoint: Endpoint,
+    /// The endpoint as it was when claimed (shared: claims of one endpoint do not copy it).
+    pub endpoint: Arc<Endpoint>,
     /// The event body.
     pub event: SerializedEvent,
     /// Required to record the outcome.

