@@ -366,9 +366,9 @@ impl DeliveryQuery {
         self
     }
 
-    /// The effective limit.
+    /// The effective limit: 100 by default.
     pub fn effective_limit(&self) -> usize {
-        self.limit.unwrap_or(100).min(10_000)
+        self.limit.unwrap_or(100)
     }
 
     /// Whether `state` matches the filters (for stores that filter in memory).
@@ -530,6 +530,31 @@ pub trait Store: Send + Sync {
         &self,
         id: &DeliveryId,
     ) -> impl Future<Output = Result<Vec<AttemptRecord>, StoreError>> + Send;
+
+    /// Every attempt made to an endpoint that started at or after `since`, oldest first: the raw
+    /// material of delivery analytics (success rate, latency percentiles).
+    ///
+    /// The provided implementation walks the endpoint's deliveries; SQL stores answer it with one
+    /// query.
+    fn endpoint_attempts(
+        &self,
+        endpoint_id: &EndpointId,
+        since: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<AttemptRecord>, StoreError>> + Send {
+        async move {
+            let query = DeliveryQuery::endpoint(endpoint_id.clone()).limit(usize::MAX);
+            let mut records = Vec::new();
+            for delivery in self.list_deliveries(&query).await? {
+                for record in self.attempts(&delivery.id).await? {
+                    if record.started_at >= since {
+                        records.push(record);
+                    }
+                }
+            }
+            records.sort_by_key(|r| r.started_at);
+            Ok(records)
+        }
+    }
 
     /// Sends a finished (delivered or failed) delivery again with a fresh schedule.
     fn replay(
