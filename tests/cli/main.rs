@@ -1,0 +1,2 @@
+//! The `nopos-webhooks` binary, end to end (feature `cli`).
+#![cfg(feature = "cli")]

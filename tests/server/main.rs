@@ -1,0 +1,2 @@
+//! The management API on a real loopback server (feature `server`).
+#![cfg(feature = "server")]
