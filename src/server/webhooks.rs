@@ -108,7 +108,8 @@ pub(super) async fn create<S: Store + 'static, C: HttpClient>(
         endpoint.headers = parse_headers(headers)?;
     }
     state.store.create_endpoint(&endpoint).await?;
-    tracing::info!(endpoint_id = %endpoint.id, url = %endpoint.url, "endpoint registered");
+    // The id only: a URL's query string may carry the receiver's token.
+    tracing::info!(endpoint_id = %endpoint.id, "endpoint registered");
     let mut response = json_response(StatusCode::CREATED, &EndpointView::with_secret(&endpoint));
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/webhooks/{}", endpoint.id)) {
         response.headers_mut().insert(header::LOCATION, location);

@@ -83,6 +83,31 @@ impl Running {
     async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
+
+    /// Sends Ctrl-C (SIGINT) and returns the exit code once the process has stopped by itself.
+    #[cfg(unix)]
+    async fn interrupt(mut self) -> (i32, Vec<String>) {
+        let pid = self.child.id().expect("still running").to_string();
+        let status = Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+        let code = tokio::time::timeout(PATIENCE, self.child.wait())
+            .await
+            .expect("no exit after Ctrl-C")
+            .unwrap()
+            .code()
+            .unwrap_or(-1);
+        let mut stderr = Vec::new();
+        while let Ok(Some(line)) =
+            tokio::time::timeout(Duration::from_secs(1), self.stderr.recv()).await
+        {
+            stderr.push(line);
+        }
+        (code, stderr)
+    }
 }
 
 async fn wait_for_line(
@@ -767,6 +792,15 @@ async fn serve_refuses_private_targets_without_the_flag() {
         )
         .await;
     assert_eq!(status, 201, "{created}");
+
+    // Ctrl-C: a graceful stop, exit code 0.
+    #[cfg(unix)]
+    {
+        let (code, stderr) = serve.process.interrupt().await;
+        assert_eq!(code, 0, "{stderr:?}");
+        assert!(stderr.iter().any(|line| line == "stopped"), "{stderr:?}");
+    }
+    #[cfg(not(unix))]
     serve.process.stop().await;
 }
 
