@@ -302,6 +302,64 @@ async fn an_emit_from_another_process_wakes_a_waiting_dispatcher() {
 }
 
 #[tokio::test]
+async fn the_listener_reconnects_after_losing_its_connection() {
+    let Some(url) = url() else { return };
+    // Tag this store's connections, to find its listener among other tests' ones.
+    let schema = fresh_schema();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let tagged = format!("{url}{separator}application_name={schema}");
+    let waiting = PostgresStore::connect_with_schema(&tagged, &schema, config())
+        .await
+        .unwrap()
+        .with_poll_interval(std::time::Duration::from_secs(60));
+    let emitting = open_same_schema(&waiting).await;
+    let now = t0();
+    emitting
+        .create_endpoint(&endpoint(&["*"], now))
+        .await
+        .unwrap();
+    waiting.listen().await.unwrap();
+
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE application_name = $1 AND query LIKE 'LISTEN%'",
+    )
+    .bind(&schema)
+    .fetch_one(emitting.pool())
+    .await
+    .unwrap();
+    assert_eq!(killed, 1);
+
+    // Losing the connection wakes waiters (work may have been missed meanwhile) …
+    let bound = std::time::Duration::from_secs(5);
+    assert!(
+        tokio::time::timeout(bound, waiting.wait_for_work())
+            .await
+            .is_ok()
+    );
+    // … (take the wake-ups of the reconnection) …
+    for _ in 0..10 {
+        let quiet = std::time::Duration::from_millis(300);
+        if tokio::time::timeout(quiet, waiting.wait_for_work())
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    // … and the listener, connected and subscribed again, still hears new work.
+    let payment = event(&EventType::PAYMENT_SUCCEEDED, now);
+    let (woke, receipt) = tokio::join!(
+        tokio::time::timeout(bound, waiting.wait_for_work()),
+        emitting.emit(&payment, now),
+    );
+    receipt.unwrap();
+    assert!(woke.is_ok(), "no wake-up after reconnecting");
+    emitting.pool().close().await;
+    close(waiting).await;
+}
+
+#[tokio::test]
 async fn fan_out_to_ten_thousand_endpoints_is_one_statement() {
     let Some(store) = open().await else { return };
     let now = t0();

@@ -224,7 +224,8 @@ impl PostgresStore {
 
     /// Subscribes to work notifications now, so that [`Store::wait_for_work`] sees every
     /// notification from here on. Optional: the first `wait_for_work` subscribes otherwise.
-    /// The subscription holds one connection of the pool.
+    /// The subscription holds one connection of its own (not one of the pool's) until the store
+    /// is dropped.
     ///
     /// # Errors
     /// [`StoreError::Backend`] when the listener cannot connect; `wait_for_work` then polls.
