@@ -238,6 +238,129 @@ async fn claimers_on_separate_pools_never_share_a_delivery() {
     close(first).await;
 }
 
+/// An emit still open in the caller's transaction holds endpoint status changes back: the
+/// disable then sees (and pauses) the delivery that emit created, instead of missing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_change_waits_for_an_open_emit() {
+    let Some(store) = open().await else { return };
+    let store = Arc::new(store);
+    let now = t0();
+    let ep = endpoint(&["*"], now);
+    store.create_endpoint(&ep).await.unwrap();
+
+    let sale = event(&EventType::TRANSACTION_COMPLETED, now);
+    let mut tx = store.pool().begin().await.unwrap();
+    let id = store.emit_in(&mut tx, &sale, now).await.unwrap().deliveries[0].clone();
+    let mut disable = {
+        let store = Arc::clone(&store);
+        let id = ep.id.clone();
+        tokio::spawn(async move {
+            let reason = Some(nopos_webhooks::DisableReason::Manual);
+            store.set_endpoint_enabled(&id, reason, now).await.unwrap();
+        })
+    };
+    let held = std::time::Duration::from_millis(300);
+    assert!(
+        tokio::time::timeout(held, &mut disable).await.is_err(),
+        "the status change did not wait for the open emit"
+    );
+    tx.commit().await.unwrap();
+    disable.await.unwrap();
+    assert_eq!(
+        store.get_delivery(&id).await.unwrap().status,
+        DeliveryStatus::Paused
+    );
+    close(Arc::try_unwrap(store).unwrap()).await;
+}
+
+/// Emits, claims with outcomes and endpoint status changes racing on two pools: no deadlock or
+/// other error, and no delivery left waiting for a disabled endpoint (or paused for an enabled
+/// one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_changes_racing_emits_and_outcomes_stay_consistent() {
+    let Some(first) = open().await else { return };
+    let second = Arc::new(open_same_schema(&first).await);
+    let first = Arc::new(first);
+    let now = t0();
+    let ep = endpoint(&["*"], now);
+    first.create_endpoint(&ep).await.unwrap();
+
+    let emitter = {
+        let store = Arc::clone(&first);
+        tokio::spawn(async move {
+            for _ in 0..60 {
+                let sale = event(&EventType::TRANSACTION_COMPLETED, now);
+                store.emit(&sale, now).await.unwrap();
+            }
+        })
+    };
+    let dispatcher = {
+        let store = Arc::clone(&second);
+        tokio::spawn(async move {
+            for round in 0..40 {
+                for claim in store.claim(now, 5, Duration::minutes(5)).await.unwrap() {
+                    let code = if round % 2 == 0 { 500 } else { 200 };
+                    store
+                        .record_attempt(&claim, &conformance::status(code, now), now)
+                        .await
+                        .unwrap();
+                }
+            }
+        })
+    };
+    let operator = {
+        let store = Arc::clone(&second);
+        let id = ep.id.clone();
+        tokio::spawn(async move {
+            for _ in 0..20 {
+                let reason = Some(nopos_webhooks::DisableReason::Manual);
+                store.set_endpoint_enabled(&id, reason, now).await.unwrap();
+                store.set_endpoint_enabled(&id, None, now).await.unwrap();
+            }
+            store
+                .set_endpoint_enabled(&id, Some(nopos_webhooks::DisableReason::Manual), now)
+                .await
+                .unwrap();
+        })
+    };
+    for task in [emitter, dispatcher, operator] {
+        task.await.unwrap();
+    }
+
+    let states = first
+        .list_deliveries(&DeliveryQuery::endpoint(ep.id.clone()).limit(10_000))
+        .await
+        .unwrap();
+    assert_eq!(states.len(), 60);
+    let waiting = |states: &[nopos_webhooks::DeliveryState]| {
+        states
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.status,
+                    DeliveryStatus::Pending | DeliveryStatus::RetryScheduled
+                )
+            })
+            .count()
+    };
+    assert_eq!(
+        waiting(&states),
+        0,
+        "due deliveries for a disabled endpoint"
+    );
+    first.set_endpoint_enabled(&ep.id, None, now).await.unwrap();
+    let states = first
+        .list_deliveries(&DeliveryQuery::endpoint(ep.id.clone()).limit(10_000))
+        .await
+        .unwrap();
+    assert!(
+        states.iter().all(|s| s.status != DeliveryStatus::Paused),
+        "paused deliveries for an enabled endpoint"
+    );
+    drop(second);
+    close(Arc::try_unwrap(first).unwrap()).await;
+}
+
 #[tokio::test]
 async fn an_emit_from_another_process_wakes_a_waiting_dispatcher() {
     let Some(waiting) = open().await else { return };
