@@ -10,6 +10,9 @@
 pub mod codec;
 #[cfg(feature = "memory")]
 pub mod memory;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
 
 use std::future::Future;
 use std::sync::Arc;

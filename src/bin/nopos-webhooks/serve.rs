@@ -11,6 +11,7 @@ use nopos_webhooks::dispatcher::{Dispatcher, DispatcherConfig};
 use nopos_webhooks::reqwest::ReqwestClient;
 use nopos_webhooks::server::{self, ApiKey, ServerState};
 use nopos_webhooks::store::memory::MemoryStore;
+use nopos_webhooks::store::postgres::PostgresStore;
 use nopos_webhooks::store::{Store, StoreConfig};
 use nopos_webhooks::{AddressPolicy, RetrySchedule};
 use time::Duration;
@@ -296,10 +297,28 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
             let store = Arc::new(MemoryStore::new(config));
             run_with(store, client, &args, &database).await
         }
-        Database::Sqlite(_) | Database::Postgres(_) => Err(CliError::failed(format!(
+        Database::Postgres(url) => {
+            let store = PostgresStore::connect(url, config)
+                .await
+                .map_err(|err| CliError::failed(format!("{database}: {}", chain(&err))))?;
+            run_with(Arc::new(store), client, &args, &database).await
+        }
+        Database::Sqlite(_) => Err(CliError::failed(format!(
             "{database}: this build has no such store yet; use --database memory://"
         ))),
     }
+}
+
+/// An error and its sources on one line (the stores keep the driver's detail as the source).
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 async fn run_with<S: Store + 'static>(

@@ -1,0 +1,163 @@
+//! The store's SQL statements, qualified with its schema.
+//!
+//! Every table name is written `{s}.table` and qualified with the store's (validated, quoted)
+//! schema when the store is opened, so the statements work on any connection whatever its
+//! `search_path` — which is what lets [`PostgresStore::emit_in`](super::PostgresStore::emit_in)
+//! run on the caller's own connection. Values are always bound parameters; the schema name is the
+//! only text spliced in, and [`super::Schema`] admits only `[a-z_][a-z0-9_]*`.
+
+use std::sync::Arc;
+
+use sqlx::postgres::{PgArguments, Postgres};
+use sqlx::query::Query;
+use sqlx::{AssertSqlSafe, SqlSafeStr};
+
+/// The channel work notifications are sent on; the payload is the schema name.
+pub(super) const WORK_CHANNEL: &str = "nopos_webhooks_work";
+
+/// A prepared statement's text: cheap to clone into a query (sqlx caches the prepared statement
+/// per connection by this text).
+#[derive(Clone)]
+pub(super) struct Statement(Arc<str>);
+
+impl Statement {
+    fn new(template: &str, schema: &str) -> Statement {
+        Statement(template.replace("{s}", schema).into())
+    }
+
+    /// A query of this statement, to bind parameters to.
+    pub(super) fn query(&self) -> Query<'static, Postgres, PgArguments> {
+        // The text comes from the constant templates below and a validated identifier.
+        sqlx::query(AssertSqlSafe(Arc::clone(&self.0)).into_sql_str())
+    }
+}
+
+macro_rules! statements {
+    ($($(#[$doc:meta])* $name:ident = $sql:expr;)*) => {
+        /// Every statement the store runs, for one schema.
+        pub(super) struct Statements {
+            $($(#[$doc])* pub(super) $name: Statement,)*
+        }
+
+        impl Statements {
+            /// The statements for `quoted_schema` (a double-quoted identifier).
+            pub(super) fn new(quoted_schema: &str) -> Statements {
+                Statements {
+                    $($name: Statement::new($sql, quoted_schema),)*
+                }
+            }
+        }
+    };
+}
+
+statements! {
+    insert_endpoint = "INSERT INTO {s}.endpoints (id, created_at, record, health) \
+        VALUES ($1, $2, $3::jsonb, $4::jsonb) ON CONFLICT (id) DO NOTHING";
+    get_endpoint = "SELECT record::text, health::text FROM {s}.endpoints WHERE id = $1";
+    /// Endpoint rows are locked before delivery rows, by every method that locks both.
+    lock_endpoint = "SELECT record::text, health::text FROM {s}.endpoints WHERE id = $1 \
+        FOR UPDATE";
+    share_endpoint = "SELECT record::text, health::text FROM {s}.endpoints WHERE id = $1 \
+        FOR SHARE";
+    list_endpoints = "SELECT record::text FROM {s}.endpoints ORDER BY created_at, id";
+    write_endpoint = "UPDATE {s}.endpoints SET created_at = $2, record = $3::jsonb, \
+        health = $4::jsonb WHERE id = $1";
+    write_health = "UPDATE {s}.endpoints SET health = $2::jsonb WHERE id = $1";
+    delete_endpoint = "DELETE FROM {s}.endpoints WHERE id = $1";
+
+    /// Taken shared by `emit`, exclusive by endpoint status changes (see the module docs).
+    status_lock_shared = "SELECT pg_advisory_xact_lock_shared($1)";
+    status_lock_exclusive = "SELECT pg_advisory_xact_lock($1)";
+    notify = "SELECT pg_notify($1, $2)";
+
+    insert_event = "INSERT INTO {s}.events (id, type, body, stored_at) VALUES ($1, $2, $3, $4) \
+        ON CONFLICT (id) DO NOTHING RETURNING id";
+    get_event = "SELECT type, body, stored_at FROM {s}.events WHERE id = $1";
+    event_deliveries = "SELECT id FROM {s}.deliveries WHERE event_id = $1 ORDER BY id";
+    /// The whole fan-out of one event in one statement.
+    insert_deliveries = "INSERT INTO {s}.deliveries \
+        (id, event_id, endpoint_id, status, due_at, created_at, state) \
+        SELECT u.id, $1, u.endpoint_id, u.status, u.due_at, u.created_at, u.state::jsonb \
+        FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::text[]) \
+        AS u(id, endpoint_id, status, due_at, created_at, state)";
+
+    get_delivery = "SELECT state::text FROM {s}.deliveries WHERE id = $1";
+    delivery_endpoint = "SELECT endpoint_id FROM {s}.deliveries WHERE id = $1";
+    lock_delivery = "SELECT endpoint_id, state::text, lease_token FROM {s}.deliveries \
+        WHERE id = $1 FOR UPDATE";
+    /// Deliveries of an endpoint that are not final (`$2`: the final statuses).
+    lock_unfinished = "SELECT id, state::text, lease_token, lease_until FROM {s}.deliveries \
+        WHERE endpoint_id = $1 AND status <> ALL($2::text[]) ORDER BY id FOR UPDATE";
+    lock_failed_since = "SELECT id, state::text FROM {s}.deliveries \
+        WHERE endpoint_id = $1 AND status = 'failed' AND created_at >= $2 ORDER BY id \
+        FOR UPDATE";
+    /// Rewrites delivery rows from their new states, in one statement.
+    update_deliveries = "UPDATE {s}.deliveries AS d SET status = u.status, due_at = u.due_at, \
+        lease_token = u.lease_token, lease_until = u.lease_until, state = u.state::jsonb \
+        FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[], $6::text[]) \
+        AS u(id, status, due_at, lease_token, lease_until, state) WHERE d.id = u.id";
+    insert_attempts = "INSERT INTO {s}.attempts (delivery_id, attempt, record) \
+        SELECT u.delivery_id, u.attempt, u.record::jsonb \
+        FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS u(delivery_id, attempt, record) \
+        ON CONFLICT (delivery_id, attempt) DO NOTHING";
+    list_attempts = "SELECT record::text FROM {s}.attempts WHERE delivery_id = $1 \
+        ORDER BY attempt";
+
+    /// In-flight deliveries whose lease ran out, oldest lease first, skipping rows another
+    /// transaction holds. The state comes from the locked row version itself.
+    claim_expired = "WITH expired AS ( \
+            SELECT id, endpoint_id, state, lease_until FROM {s}.deliveries \
+            WHERE lease_until <= $1 ORDER BY lease_until, id LIMIT $2 \
+            FOR UPDATE SKIP LOCKED) \
+        SELECT x.id, x.state::text, e.record::text FROM expired AS x \
+        LEFT JOIN {s}.endpoints AS e ON e.id = x.endpoint_id ORDER BY x.lease_until, x.id";
+    /// Due deliveries, earliest first, skipping rows another transaction holds, with their
+    /// endpoint and event.
+    claim_due = "WITH due AS ( \
+            SELECT id, event_id, endpoint_id, state, due_at FROM {s}.deliveries \
+            WHERE due_at <= $1 ORDER BY due_at, id LIMIT $2 \
+            FOR UPDATE SKIP LOCKED) \
+        SELECT d.id, d.state::text, e.record::text, v.type, v.body FROM due AS d \
+        LEFT JOIN {s}.endpoints AS e ON e.id = d.endpoint_id \
+        LEFT JOIN {s}.events AS v ON v.id = d.event_id ORDER BY d.due_at, d.id";
+    next_wakeup = "SELECT LEAST( \
+        (SELECT min(due_at) FROM {s}.deliveries WHERE due_at IS NOT NULL), \
+        (SELECT min(lease_until) FROM {s}.deliveries WHERE lease_until IS NOT NULL))";
+
+    dedup_mark = "INSERT INTO {s}.dedup_seen AS seen (event_id, seen_at) VALUES ($1, $2) \
+        ON CONFLICT (event_id) DO UPDATE SET seen_at = EXCLUDED.seen_at \
+        WHERE seen.seen_at <= $3 RETURNING seen.event_id";
+    dedup_forget = "DELETE FROM {s}.dedup_seen WHERE event_id = $1";
+    dedup_purge = "DELETE FROM {s}.dedup_seen WHERE seen_at <= $1";
+}
+
+/// `list_deliveries` with the filters that are set (`$1`, `$2`, … in this order: endpoint,
+/// event, status; then the limit), so each shape gets a plan that uses its index.
+pub(super) fn list_deliveries(
+    quoted_schema: &str,
+    endpoint: bool,
+    event: bool,
+    status: bool,
+) -> String {
+    let mut sql = format!("SELECT state::text FROM {quoted_schema}.deliveries");
+    let mut param = 0;
+    let mut conditions = Vec::new();
+    for (set, column) in [
+        (endpoint, "endpoint_id"),
+        (event, "event_id"),
+        (status, "status"),
+    ] {
+        if set {
+            param += 1;
+            conditions.push(format!("{column} = ${param}"));
+        }
+    }
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    param += 1;
+    sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT $");
+    sql.push_str(&param.to_string());
+    sql
+}

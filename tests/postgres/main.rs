@@ -1,0 +1,824 @@
+//! The store conformance suite and the PostgreSQL-specific tests, against the database named by
+//! `NOPOS_WEBHOOKS_TEST_POSTGRES` (a connection URL). Every test runs in a schema of its own,
+//! dropped afterwards. Without the variable each test prints a skip notice and passes.
+#![cfg(feature = "postgres")]
+
+#[path = "../conformance/mod.rs"]
+mod conformance;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use nopos_webhooks::store::postgres::{ConnectError, PostgresDeduplicator, PostgresStore};
+use nopos_webhooks::store::{DeliveryQuery, Store, StoreConfig, StoreError, codec};
+use nopos_webhooks::{
+    DedupOutcome, Deduplicator, DeliveryStatus, EndpointHealth, EventId, EventType, SerializedEvent,
+};
+use sqlx::{AssertSqlSafe, Row};
+use time::Duration;
+
+use conformance::{config, endpoint, event, t0};
+
+const URL_VAR: &str = "NOPOS_WEBHOOKS_TEST_POSTGRES";
+
+/// The test database's URL, or `None` (after saying so) when the tests are to be skipped.
+fn url() -> Option<String> {
+    match std::env::var(URL_VAR) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!(
+                "skipping PostgreSQL store test: set {URL_VAR} to a PostgreSQL URL to run it"
+            );
+            None
+        }
+    }
+}
+
+fn fresh_schema() -> String {
+    format!(
+        "nopos_test_{}",
+        hex::encode(nopos_webhooks::random::bytes::<8>())
+    )
+}
+
+async fn open() -> Option<PostgresStore> {
+    let url = url()?;
+    Some(
+        PostgresStore::connect_with_schema(&url, &fresh_schema(), config())
+            .await
+            .expect("open a store in a fresh schema"),
+    )
+}
+
+/// Another store (its own pool) on `store`'s schema: another dispatcher process.
+async fn open_same_schema(store: &PostgresStore) -> PostgresStore {
+    PostgresStore::connect_with_schema(&url().unwrap(), store.schema(), config())
+        .await
+        .expect("open a second store on the schema")
+}
+
+/// Drops the store's schema and closes its pool.
+async fn close(store: PostgresStore) {
+    let sql = format!("DROP SCHEMA \"{}\" CASCADE", store.schema());
+    sqlx::query(AssertSqlSafe(sql))
+        .execute(store.pool())
+        .await
+        .expect("drop the test schema");
+    store.pool().close().await;
+}
+
+/// Runs `sql` (with `{s}` standing for the quoted schema) on the store's pool.
+async fn exec(store: &PostgresStore, sql: &str) -> u64 {
+    let sql = sql.replace("{s}", &format!("\"{}\"", store.schema()));
+    sqlx::query(AssertSqlSafe(sql))
+        .execute(store.pool())
+        .await
+        .unwrap()
+        .rows_affected()
+}
+
+conformance_suite!(open(), close);
+
+#[tokio::test]
+async fn outbox_commits_and_rolls_back_with_the_sale() {
+    let Some(store) = open().await else { return };
+    let now = t0();
+    exec(
+        &store,
+        "CREATE TABLE {s}.sales (id TEXT PRIMARY KEY, total TEXT NOT NULL)",
+    )
+    .await;
+    let insert_sale = format!(
+        "INSERT INTO \"{}\".sales (id, total) VALUES ($1, $2)",
+        store.schema()
+    );
+    let ep = endpoint(&["transaction.*"], now);
+    store.create_endpoint(&ep).await.unwrap();
+
+    // Commit: the sale and its event become visible together.
+    let sale = event(&EventType::TRANSACTION_COMPLETED, now);
+    let mut tx = store.pool().begin().await.unwrap();
+    sqlx::query(AssertSqlSafe(insert_sale.clone()))
+        .bind("txn_1")
+        .bind("125.50")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let receipt = store.emit_in(&mut tx, &sale, now).await.unwrap();
+    assert_eq!(receipt.deliveries.len(), 1);
+    assert!(matches!(
+        store.get_event(sale.id()).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    tx.commit().await.unwrap();
+    assert_eq!(store.get_event(sale.id()).await.unwrap().event, sale);
+    let state = store.get_delivery(&receipt.deliveries[0]).await.unwrap();
+    assert_eq!(state.status, DeliveryStatus::Pending);
+    assert_eq!(
+        exec(&store, "SELECT 1 FROM {s}.sales WHERE id = 'txn_1'").await,
+        1
+    );
+
+    // Rollback: neither the sale nor the event nor a delivery remains.
+    let refund = event(&EventType::TRANSACTION_REFUNDED, now);
+    let mut tx = store.pool().begin().await.unwrap();
+    sqlx::query(AssertSqlSafe(insert_sale.clone()))
+        .bind("txn_2")
+        .bind("9.99")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    store.emit_in(&mut tx, &refund, now).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert!(matches!(
+        store.get_event(refund.id()).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(
+        store
+            .list_deliveries(&DeliveryQuery::event(refund.id().clone()))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        exec(&store, "SELECT 1 FROM {s}.sales WHERE id = 'txn_2'").await,
+        0
+    );
+
+    // A failed emit_in undoes its own writes (a savepoint) and leaves the caller's transaction
+    // usable: here the event row was written before a corrupt endpoint row stopped the fan-out.
+    exec(
+        &store,
+        "INSERT INTO {s}.endpoints (id, created_at, record, health) \
+         VALUES ('wh_corrupt', 0, '{\"not\": \"an endpoint\"}', '{}')",
+    )
+    .await;
+    let created = event(&EventType::TRANSACTION_CREATED, now);
+    let mut tx = store.pool().begin().await.unwrap();
+    sqlx::query(AssertSqlSafe(insert_sale))
+        .bind("txn_3")
+        .bind("1.00")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let failed = store.emit_in(&mut tx, &created, now).await;
+    assert!(
+        matches!(failed, Err(StoreError::Corrupt { .. })),
+        "{failed:?}"
+    );
+    let again = store.emit_in(&mut tx, &sale, now).await.unwrap();
+    assert!(again.duplicate);
+    tx.commit().await.unwrap();
+    assert_eq!(
+        exec(&store, "SELECT 1 FROM {s}.sales WHERE id = 'txn_3'").await,
+        1
+    );
+    assert!(matches!(
+        store.get_event(created.id()).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    close(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claimers_on_separate_pools_never_share_a_delivery() {
+    let Some(first) = open().await else { return };
+    let now = t0();
+    first.create_endpoint(&endpoint(&["*"], now)).await.unwrap();
+    first
+        .create_endpoint(&endpoint(&["inventory.*"], now))
+        .await
+        .unwrap();
+    let mut expected = HashSet::new();
+    for _ in 0..150 {
+        let receipt = first
+            .emit(&event(&EventType::INVENTORY_UPDATED, now), now)
+            .await
+            .unwrap();
+        expected.extend(receipt.deliveries);
+    }
+    assert_eq!(expected.len(), 300);
+
+    let mut stores = vec![Arc::new(first)];
+    for _ in 0..3 {
+        stores.push(Arc::new(open_same_schema(&stores[0]).await));
+    }
+    let tasks: Vec<_> = stores
+        .iter()
+        .map(|store| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let claims = store.claim(now, 5, Duration::minutes(5)).await.unwrap();
+                    if claims.is_empty() {
+                        break;
+                    }
+                    mine.extend(claims.into_iter().map(|c| c.attempt.delivery_id));
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    for task in tasks {
+        for id in task.await.unwrap() {
+            assert!(seen.insert(id.clone()), "{id} claimed twice");
+        }
+    }
+    assert_eq!(seen, expected);
+
+    let mut stores = stores.into_iter();
+    let first = Arc::try_unwrap(stores.next().unwrap()).unwrap();
+    for other in stores {
+        other.pool().close().await;
+    }
+    close(first).await;
+}
+
+/// An emit still open in the caller's transaction holds endpoint status changes back: the
+/// disable then sees (and pauses) the delivery that emit created, instead of missing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_change_waits_for_an_open_emit() {
+    let Some(store) = open().await else { return };
+    let store = Arc::new(store);
+    let now = t0();
+    let ep = endpoint(&["*"], now);
+    store.create_endpoint(&ep).await.unwrap();
+
+    let sale = event(&EventType::TRANSACTION_COMPLETED, now);
+    let mut tx = store.pool().begin().await.unwrap();
+    let id = store.emit_in(&mut tx, &sale, now).await.unwrap().deliveries[0].clone();
+    let mut disable = {
+        let store = Arc::clone(&store);
+        let id = ep.id.clone();
+        tokio::spawn(async move {
+            let reason = Some(nopos_webhooks::DisableReason::Manual);
+            store.set_endpoint_enabled(&id, reason, now).await.unwrap();
+        })
+    };
+    let held = std::time::Duration::from_millis(300);
+    assert!(
+        tokio::time::timeout(held, &mut disable).await.is_err(),
+        "the status change did not wait for the open emit"
+    );
+    tx.commit().await.unwrap();
+    disable.await.unwrap();
+    assert_eq!(
+        store.get_delivery(&id).await.unwrap().status,
+        DeliveryStatus::Paused
+    );
+    close(Arc::try_unwrap(store).unwrap()).await;
+}
+
+/// Emits, claims with outcomes and endpoint status changes racing on two pools: no deadlock or
+/// other error, and no delivery left waiting for a disabled endpoint (or paused for an enabled
+/// one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_changes_racing_emits_and_outcomes_stay_consistent() {
+    let Some(first) = open().await else { return };
+    let second = Arc::new(open_same_schema(&first).await);
+    let first = Arc::new(first);
+    let now = t0();
+    let ep = endpoint(&["*"], now);
+    first.create_endpoint(&ep).await.unwrap();
+
+    let emitter = {
+        let store = Arc::clone(&first);
+        tokio::spawn(async move {
+            for _ in 0..60 {
+                let sale = event(&EventType::TRANSACTION_COMPLETED, now);
+                store.emit(&sale, now).await.unwrap();
+            }
+        })
+    };
+    let dispatcher = {
+        let store = Arc::clone(&second);
+        tokio::spawn(async move {
+            for round in 0..40 {
+                for claim in store.claim(now, 5, Duration::minutes(5)).await.unwrap() {
+                    let code = if round % 2 == 0 { 500 } else { 200 };
+                    store
+                        .record_attempt(&claim, &conformance::status(code, now), now)
+                        .await
+                        .unwrap();
+                }
+            }
+        })
+    };
+    let operator = {
+        let store = Arc::clone(&second);
+        let id = ep.id.clone();
+        tokio::spawn(async move {
+            for _ in 0..20 {
+                let reason = Some(nopos_webhooks::DisableReason::Manual);
+                store.set_endpoint_enabled(&id, reason, now).await.unwrap();
+                store.set_endpoint_enabled(&id, None, now).await.unwrap();
+            }
+            store
+                .set_endpoint_enabled(&id, Some(nopos_webhooks::DisableReason::Manual), now)
+                .await
+                .unwrap();
+        })
+    };
+    for task in [emitter, dispatcher, operator] {
+        task.await.unwrap();
+    }
+
+    let states = first
+        .list_deliveries(&DeliveryQuery::endpoint(ep.id.clone()).limit(10_000))
+        .await
+        .unwrap();
+    assert_eq!(states.len(), 60);
+    let waiting = |states: &[nopos_webhooks::DeliveryState]| {
+        states
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.status,
+                    DeliveryStatus::Pending | DeliveryStatus::RetryScheduled
+                )
+            })
+            .count()
+    };
+    assert_eq!(
+        waiting(&states),
+        0,
+        "due deliveries for a disabled endpoint"
+    );
+    first.set_endpoint_enabled(&ep.id, None, now).await.unwrap();
+    let states = first
+        .list_deliveries(&DeliveryQuery::endpoint(ep.id.clone()).limit(10_000))
+        .await
+        .unwrap();
+    assert!(
+        states.iter().all(|s| s.status != DeliveryStatus::Paused),
+        "paused deliveries for an enabled endpoint"
+    );
+    drop(second);
+    close(Arc::try_unwrap(first).unwrap()).await;
+}
+
+#[tokio::test]
+async fn an_emit_from_another_process_wakes_a_waiting_dispatcher() {
+    let Some(waiting) = open().await else { return };
+    // A long backstop: only the notification can wake it within the test's bound.
+    let waiting = waiting.with_poll_interval(std::time::Duration::from_secs(60));
+    let emitting = open_same_schema(&waiting).await;
+    let now = t0();
+    emitting
+        .create_endpoint(&endpoint(&["*"], now))
+        .await
+        .unwrap();
+    waiting.listen().await.unwrap();
+
+    let bound = std::time::Duration::from_secs(5);
+    let payment = event(&EventType::PAYMENT_SUCCEEDED, now);
+    let started = Instant::now();
+    let (woke, receipt) = tokio::join!(
+        tokio::time::timeout(bound, waiting.wait_for_work()),
+        emitting.emit(&payment, now),
+    );
+    receipt.unwrap();
+    assert!(woke.is_ok(), "no wake-up within {bound:?}");
+    eprintln!("woken {:?} after the emit started", started.elapsed());
+
+    // The notification also left a wake-up for the next wait (so that work arriving between two
+    // waits is never missed): take it.
+    assert!(
+        tokio::time::timeout(bound, waiting.wait_for_work())
+            .await
+            .is_ok()
+    );
+
+    // Work in another schema of the same database does not wake it.
+    let Some(elsewhere) = open().await else {
+        return;
+    };
+    elsewhere
+        .create_endpoint(&endpoint(&["*"], now))
+        .await
+        .unwrap();
+    let payment = event(&EventType::PAYMENT_SUCCEEDED, now);
+    let (woke, receipt) = tokio::join!(
+        tokio::time::timeout(
+            std::time::Duration::from_millis(300),
+            waiting.wait_for_work()
+        ),
+        elsewhere.emit(&payment, now),
+    );
+    receipt.unwrap();
+    assert!(woke.is_err(), "woken by another schema's work");
+    close(elsewhere).await;
+
+    // Without any notification, the backstop ends the wait.
+    let polling = emitting.with_poll_interval(std::time::Duration::from_millis(50));
+    assert!(
+        tokio::time::timeout(bound, polling.wait_for_work())
+            .await
+            .is_ok()
+    );
+    polling.pool().close().await;
+    close(waiting).await;
+}
+
+#[tokio::test]
+async fn the_listener_reconnects_after_losing_its_connection() {
+    let Some(url) = url() else { return };
+    // Tag this store's connections, to find its listener among other tests' ones.
+    let schema = fresh_schema();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let tagged = format!("{url}{separator}application_name={schema}");
+    let waiting = PostgresStore::connect_with_schema(&tagged, &schema, config())
+        .await
+        .unwrap()
+        .with_poll_interval(std::time::Duration::from_secs(60));
+    let emitting = open_same_schema(&waiting).await;
+    let now = t0();
+    emitting
+        .create_endpoint(&endpoint(&["*"], now))
+        .await
+        .unwrap();
+    waiting.listen().await.unwrap();
+
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE application_name = $1 AND query LIKE 'LISTEN%'",
+    )
+    .bind(&schema)
+    .fetch_one(emitting.pool())
+    .await
+    .unwrap();
+    assert_eq!(killed, 1);
+
+    // Losing the connection wakes waiters (work may have been missed meanwhile) …
+    let bound = std::time::Duration::from_secs(5);
+    assert!(
+        tokio::time::timeout(bound, waiting.wait_for_work())
+            .await
+            .is_ok()
+    );
+    // … (take the wake-ups of the reconnection) …
+    for _ in 0..10 {
+        let quiet = std::time::Duration::from_millis(300);
+        if tokio::time::timeout(quiet, waiting.wait_for_work())
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    // … and the listener, connected and subscribed again, still hears new work.
+    let payment = event(&EventType::PAYMENT_SUCCEEDED, now);
+    let (woke, receipt) = tokio::join!(
+        tokio::time::timeout(bound, waiting.wait_for_work()),
+        emitting.emit(&payment, now),
+    );
+    receipt.unwrap();
+    assert!(woke.is_ok(), "no wake-up after reconnecting");
+    emitting.pool().close().await;
+    close(waiting).await;
+}
+
+#[tokio::test]
+async fn fan_out_to_ten_thousand_endpoints_is_one_statement() {
+    let Some(store) = open().await else { return };
+    let now = t0();
+    // Register the endpoints in bulk (10,000 create_endpoint calls would only test patience).
+    let mut ids = Vec::new();
+    let mut created = Vec::new();
+    let mut records = Vec::new();
+    for _ in 0..10_000 {
+        let ep = endpoint(&["*"], now);
+        ids.push(ep.id.to_string());
+        created.push(codec::to_micros(ep.created_at));
+        records.push(codec::endpoint_to_json(&ep).unwrap());
+    }
+    let health = codec::to_json("health", &EndpointHealth::new()).unwrap();
+    let sql = format!(
+        "INSERT INTO \"{}\".endpoints (id, created_at, record, health) \
+         SELECT u.id, u.created_at, u.record::jsonb, $4::jsonb \
+         FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS u(id, created_at, record)",
+        store.schema()
+    );
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(&ids)
+        .bind(&created)
+        .bind(&records)
+        .bind(&health)
+        .execute(store.pool())
+        .await
+        .unwrap();
+
+    let sale = event(&EventType::TRANSACTION_COMPLETED, now);
+    let started = Instant::now();
+    let receipt = store.emit(&sale, now).await.unwrap();
+    eprintln!("fan-out to 10,000 endpoints took {:?}", started.elapsed());
+    assert_eq!(receipt.deliveries.len(), 10_000);
+
+    // Rows inserted by one statement share its transaction id (xmin) and command id (cmin).
+    let sql = format!(
+        "SELECT count(*), count(DISTINCT xmin::text), count(DISTINCT cmin::text), \
+         count(DISTINCT endpoint_id) FROM \"{}\".deliveries WHERE event_id = $1",
+        store.schema()
+    );
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(sale.id().as_str())
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let counts: (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!(counts, (10_000, 1, 1, 10_000));
+
+    let again = store.emit(&sale, now).await.unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.deliveries, receipt.deliveries);
+    let claims = store.claim(now, 500, Duration::minutes(1)).await.unwrap();
+    assert_eq!(claims.len(), 500);
+    close(store).await;
+}
+
+#[tokio::test]
+async fn deduplicator_marks_expires_and_forgets() {
+    let Some(store) = open().await else { return };
+    let ttl = Duration::minutes(10);
+    let seen = PostgresDeduplicator::new(&store, ttl);
+    assert_eq!(seen.ttl(), ttl);
+    let id: EventId = "evt_dedup_1".parse().unwrap();
+    let now = t0();
+    let at = move |secs| now + Duration::seconds(secs);
+
+    assert_eq!(
+        seen.check_and_mark(&id, now).await.unwrap(),
+        DedupOutcome::New
+    );
+    assert_eq!(
+        seen.check_and_mark(&id, at(1)).await.unwrap(),
+        DedupOutcome::Duplicate
+    );
+    assert_eq!(
+        seen.check_and_mark(&id, at(599)).await.unwrap(),
+        DedupOutcome::Duplicate
+    );
+    // Exactly one TTL after the mark it is new again, and marked afresh.
+    assert_eq!(
+        seen.check_and_mark(&id, at(600)).await.unwrap(),
+        DedupOutcome::New
+    );
+    assert_eq!(
+        seen.check_and_mark(&id, at(1199)).await.unwrap(),
+        DedupOutcome::Duplicate
+    );
+
+    // Forgetting makes the next delivery new (a failed processing is retried).
+    seen.forget(&id).await.unwrap();
+    assert_eq!(
+        seen.check_and_mark(&id, at(1200)).await.unwrap(),
+        DedupOutcome::New
+    );
+    seen.forget(&"evt_never_seen".parse().unwrap())
+        .await
+        .unwrap();
+
+    // Through the trait object the adapters hold, concurrently: exactly one caller sees New.
+    let shared: Arc<dyn Deduplicator> = Arc::new(seen.clone());
+    let contested: EventId = "evt_contested".parse().unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let shared = Arc::clone(&shared);
+            let contested = contested.clone();
+            tokio::spawn(async move { shared.check_and_mark(&contested, at(1200)).await.unwrap() })
+        })
+        .collect();
+    let mut new = 0;
+    for task in tasks {
+        if task.await.unwrap() == DedupOutcome::New {
+            new += 1;
+        }
+    }
+    assert_eq!(new, 1);
+
+    // Purging removes only expired marks.
+    assert_eq!(seen.purge_expired(at(1200)).await.unwrap(), 0);
+    assert_eq!(seen.purge_expired(at(1799)).await.unwrap(), 0);
+    assert_eq!(seen.purge_expired(at(1800)).await.unwrap(), 2);
+    assert_eq!(
+        seen.check_and_mark(&contested, at(1800)).await.unwrap(),
+        DedupOutcome::New
+    );
+    assert!(!format!("{seen:?}").contains("postgres://"));
+    close(store).await;
+}
+
+#[tokio::test]
+async fn corrupt_rows_are_reported_not_panicked_on() {
+    let Some(store) = open().await else { return };
+    let now = t0();
+    let ep = endpoint(&["*"], now);
+    store.create_endpoint(&ep).await.unwrap();
+    let sale = event(&EventType::TRANSACTION_COMPLETED, now);
+    let id = store.emit(&sale, now).await.unwrap().deliveries.remove(0);
+
+    // A delivery state that does not decode: reads and claims report it and change nothing.
+    exec(&store, "UPDATE {s}.deliveries SET state = '{\"id\": 5}'").await;
+    assert!(matches!(
+        store.get_delivery(&id).await,
+        Err(StoreError::Corrupt {
+            what: "delivery",
+            ..
+        })
+    ));
+    assert!(matches!(
+        store.list_deliveries(&DeliveryQuery::default()).await,
+        Err(StoreError::Corrupt { .. })
+    ));
+    assert!(matches!(
+        store.claim(now, 10, Duration::minutes(1)).await,
+        Err(StoreError::Corrupt { .. })
+    ));
+    assert_eq!(
+        exec(
+            &store,
+            "SELECT 1 FROM {s}.deliveries WHERE lease_token IS NULL"
+        )
+        .await,
+        1
+    );
+
+    // An event type that is not a valid name.
+    exec(&store, "UPDATE {s}.events SET type = 'Not A Type!'").await;
+    assert!(matches!(
+        store.get_event(sale.id()).await,
+        Err(StoreError::Corrupt { .. })
+    ));
+
+    // An endpoint document of the wrong shape: reads fail, and so does emit, storing nothing.
+    exec(&store, "UPDATE {s}.endpoints SET record = '[1, 2, 3]'").await;
+    assert!(matches!(
+        store.get_endpoint(&ep.id).await,
+        Err(StoreError::Corrupt {
+            what: "endpoint",
+            ..
+        })
+    ));
+    assert!(matches!(
+        store.list_endpoints().await,
+        Err(StoreError::Corrupt { .. })
+    ));
+    let next = event(&EventType::PAYMENT_SUCCEEDED, now);
+    assert!(matches!(
+        store.emit(&next, now).await,
+        Err(StoreError::Corrupt { .. })
+    ));
+    assert!(matches!(
+        store.get_event(next.id()).await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // Health that does not decode.
+    exec(&store, "UPDATE {s}.endpoints SET health = '\"sick\"'").await;
+    assert!(matches!(
+        store.endpoint_health(&ep.id).await,
+        Err(StoreError::Corrupt { .. })
+    ));
+    close(store).await;
+}
+
+#[tokio::test]
+async fn opening_errors_never_show_the_password() {
+    let Some(url) = url() else { return };
+    let err = PostgresStore::connect("postgres://user:hunter2@[bad", StoreConfig::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::InvalidUrl(_)), "{err:?}");
+    let err = PostgresStore::connect(
+        "postgres://user:hunter2@127.0.0.1:1/nowhere?connect_timeout=2",
+        StoreConfig::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ConnectError::Connect(_)), "{err:?}");
+    for shown in [err.to_string(), format!("{err:?}")] {
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+    let err = PostgresStore::connect_with_schema(&url, "Robert'); DROP", StoreConfig::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::InvalidSchema(_)), "{err:?}");
+
+    // A store's Debug output has no connection options (trust auth ignores the password here).
+    let with_password = url.replacen("://postgres@", "://postgres:hunter2@", 1);
+    let schema = fresh_schema();
+    let store = PostgresStore::connect_with_schema(&with_password, &schema, config())
+        .await
+        .unwrap();
+    let shown = format!("{store:?}");
+    assert!(
+        !shown.contains("hunter2") && shown.contains(&schema),
+        "{shown}"
+    );
+
+    // Opening the same schema again finds it migrated; the migrations are recorded in our own
+    // table, out of the way of an application's sqlx migrations.
+    let again = open_same_schema(&store).await;
+    assert_eq!(
+        exec(&again, "SELECT version FROM {s}.nopos_webhooks_migrations").await,
+        1
+    );
+    again.pool().close().await;
+    close(store).await;
+}
+
+#[tokio::test]
+async fn claims_follow_due_order_and_leases_expire_in_batches() {
+    let Some(store) = open().await else { return };
+    let now = t0();
+    store.create_endpoint(&endpoint(&["*"], now)).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let at = now + Duration::seconds(i);
+        ids.extend(
+            store
+                .emit(&event(&EventType::PRODUCT_CREATED, at), at)
+                .await
+                .unwrap()
+                .deliveries,
+        );
+    }
+    // Only what is due, earliest first.
+    let later = now + Duration::seconds(3);
+    let claims = store.claim(later, 10, Duration::seconds(30)).await.unwrap();
+    let claimed: Vec<_> = claims
+        .iter()
+        .map(|c| c.attempt.delivery_id.clone())
+        .collect();
+    assert_eq!(claimed, ids[..4].to_vec());
+    assert_eq!(
+        store.next_wakeup().await.unwrap(),
+        Some(now + Duration::seconds(4))
+    );
+
+    // After the leases run out, a claim of 2 reclaims at most 2 of them …
+    let expired = later + Duration::seconds(31);
+    let taken = store
+        .claim(expired, 2, Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 2, "the two later emits were due");
+    let retrying = store
+        .list_deliveries(&DeliveryQuery::default().status(DeliveryStatus::RetryScheduled))
+        .await
+        .unwrap();
+    assert_eq!(retrying.len(), 2);
+    // … and the rest on the next claims.
+    store
+        .claim(expired, 2, Duration::seconds(30))
+        .await
+        .unwrap();
+    let retrying = store
+        .list_deliveries(&DeliveryQuery::default().status(DeliveryStatus::RetryScheduled))
+        .await
+        .unwrap();
+    assert_eq!(retrying.len(), 4);
+    for claim in &claims {
+        assert_eq!(
+            store
+                .attempts(&claim.attempt.delivery_id)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+    close(store).await;
+}
+
+#[tokio::test]
+async fn custom_event_types_and_byte_exact_bodies_round_trip() {
+    let Some(url) = url() else { return };
+    let custom = EventType::from_static("acme.gift_card_issued");
+    let config =
+        config().event_types(nopos_webhooks::store::EventTypes::default().with(custom.clone()));
+    let store = PostgresStore::connect_with_schema(&url, &fresh_schema(), config)
+        .await
+        .unwrap();
+    let now = t0();
+    store
+        .create_endpoint(&endpoint(&["acme.*"], now))
+        .await
+        .unwrap();
+    let body =
+        bytes::Bytes::from_static(b"{ \"id\" : \"evt_x\",\n \"odd\": \"\\u00e9 \xc3\xa9\" }");
+    let issued = SerializedEvent::new(EventId::generate(now), custom, body);
+    store.emit(&issued, now).await.unwrap();
+    assert_eq!(store.get_event(issued.id()).await.unwrap().event, issued);
+    let claim = store
+        .claim(now, 1, Duration::minutes(1))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(claim.event, issued);
+    close(store).await;
+}
