@@ -804,6 +804,88 @@ async fn serve_refuses_private_targets_without_the_flag() {
     serve.process.stop().await;
 }
 
+/// `serve` on `database`, stopped with Ctrl-C and started again: the endpoints, events and the
+/// generated API key are still there.
+async fn restart_keeps_endpoints_events_and_the_key(database: &str, key_file: &Path) {
+    let key_file = key_file.to_str().unwrap();
+    let args = ["--database", database, "--api-key-file", key_file];
+    let first = Serve::start(&args, &[]).await;
+    let key = first
+        .generated_key()
+        .expect("a generated key at the first start");
+    assert!(first.key_line.contains(key_file), "{}", first.key_line);
+    let api = Api {
+        base: &first.base,
+        key: &key,
+        http: reqwest::Client::new(),
+    };
+    let (status, endpoint) = api
+        .call(
+            "POST",
+            "/v1/webhooks",
+            Some(
+                json!({"url": "https://your-app.com/webhooks/nopos", "events": ["customer.*"]})
+                    .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{endpoint}");
+    let id = endpoint["id"].as_str().unwrap().to_owned();
+    // An event no endpoint subscribes to: stored, delivered nowhere.
+    let (status, event) = api
+        .call(
+            "POST",
+            "/v1/events",
+            Some(format!(
+                r#"{{"type":"transaction.completed","data":{SALE}}}"#
+            )),
+        )
+        .await;
+    assert_eq!(status, 202, "{event}");
+    let event_id = event["id"].as_str().unwrap().to_owned();
+    let stopped = first.process;
+    #[cfg(unix)]
+    assert_eq!(stopped.interrupt().await.0, 0);
+    #[cfg(not(unix))]
+    stopped.stop().await;
+
+    let second = Serve::start(&args, &[]).await;
+    assert!(second.generated_key().is_none(), "{}", second.key_line);
+    assert!(
+        second.key_line.contains("generated earlier"),
+        "{}",
+        second.key_line
+    );
+    let api = Api {
+        base: &second.base,
+        key: &key,
+        http: reqwest::Client::new(),
+    };
+    let (status, kept) = api.call("GET", &format!("/v1/webhooks/{id}"), None).await;
+    assert_eq!(status, 200, "{kept}");
+    assert_eq!(kept["events"], json!(["customer.*"]));
+    let (status, stored) = api
+        .call("GET", &format!("/v1/events/{event_id}"), None)
+        .await;
+    assert_eq!(status, 200, "{stored}");
+    assert_eq!(stored["data"]["amount"], 125.5);
+    let (status, _) = api
+        .call("DELETE", &format!("/v1/webhooks/{id}"), None)
+        .await;
+    assert_eq!(status, 204);
+    second.process.stop().await;
+}
+
+#[tokio::test]
+async fn serve_on_postgres_keeps_everything_across_a_restart() {
+    let Ok(url) = std::env::var("NOPOS_WEBHOOKS_TEST_POSTGRES") else {
+        eprintln!("cli: skipped serve on PostgreSQL: NOPOS_WEBHOOKS_TEST_POSTGRES is not set");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    restart_keeps_endpoints_events_and_the_key(&url, &dir.path().join("pg.api-key")).await;
+}
+
 /// The Python interpreter of `.ci/run`'s venv, or `None` after a notice.
 fn python() -> Option<std::path::PathBuf> {
     if let Some(path) = std::env::var_os("NOPOS_WEBHOOKS_PYTHON").filter(|p| !p.is_empty()) {
