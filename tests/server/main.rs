@@ -15,8 +15,10 @@ use axum::routing::post;
 use nopos_webhooks::dispatcher::{Dispatcher, DispatcherConfig};
 use nopos_webhooks::reqwest::ReqwestClient;
 use nopos_webhooks::server::{self, ApiKey, ServerConfig, ServerState};
-use nopos_webhooks::store::StoreConfig;
 use nopos_webhooks::store::memory::MemoryStore;
+#[cfg(feature = "postgres")]
+use nopos_webhooks::store::postgres::PostgresStore;
+use nopos_webhooks::store::{Store, StoreConfig};
 use nopos_webhooks::{AddressPolicy, RetrySchedule, Scheme, Secret, Verifier};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -38,7 +40,67 @@ fn announcement_body(url: &str) -> String {
 /// The announcement's payload for `transaction.completed`.
 const SALE: &str = r#"{"transaction_id":"txn_9876543210","amount":125.50,"status":"completed","customer_id":"cust_123456"}"#;
 
+/// The store under the API.
+#[derive(Debug, Clone)]
+enum Backend {
+    Memory,
+    /// A fresh schema in the database at this URL, dropped when the test finishes.
+    #[cfg(feature = "postgres")]
+    Postgres(String),
+}
+
+impl Backend {
+    /// PostgreSQL when `NOPOS_WEBHOOKS_TEST_POSTGRES` names a database, else `None` after a
+    /// notice.
+    #[cfg(feature = "postgres")]
+    fn postgres() -> Option<Backend> {
+        match std::env::var("NOPOS_WEBHOOKS_TEST_POSTGRES") {
+            Ok(url) if !url.is_empty() => Some(Backend::Postgres(url)),
+            _ => {
+                eprintln!(
+                    "skipping the API over PostgreSQL: NOPOS_WEBHOOKS_TEST_POSTGRES is not set"
+                );
+                None
+            }
+        }
+    }
+}
+
+/// The API tests that depend on the store, run on every store.
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Backend::Memory).await;
+                }
+            )*
+        }
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(backend) = super::Backend::postgres() {
+                        super::$name(backend).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_every_store!(
+    the_announcement_registration_and_endpoint_management,
+    every_refusal_has_its_code_and_changes_nothing,
+    idempotency_by_id_and_by_key,
+    events_are_delivered_signed_and_rotation_keeps_the_old_secret_valid,
+    deliveries_retry_recover_and_stats,
+);
+
 struct Setup {
+    backend: Backend,
     allow_private: bool,
     schedule: RetrySchedule,
     config: ServerConfig,
@@ -48,6 +110,7 @@ struct Setup {
 impl Default for Setup {
     fn default() -> Setup {
         Setup {
+            backend: Backend::Memory,
             allow_private: true,
             schedule: RetrySchedule::default(),
             config: ServerConfig::default(),
@@ -61,6 +124,9 @@ struct Api {
     base: String,
     http: reqwest::Client,
     tasks: Vec<JoinHandle<()>>,
+    /// The PostgreSQL test schema to drop at the end.
+    #[cfg(feature = "postgres")]
+    schema: Option<(sqlx::PgPool, String)>,
 }
 
 impl Drop for Api {
@@ -99,17 +165,54 @@ impl Answer {
 impl Api {
     async fn start(setup: Setup) -> Api {
         let mut policy = AddressPolicy::default();
-        let mut client = ReqwestClient::builder().timeout(Duration::from_secs(5));
         if setup.allow_private {
             policy = policy.dangerous_allow_private_targets();
+        }
+        let config = StoreConfig::default()
+            .address_policy(policy)
+            .default_schedule(setup.schedule.clone());
+        match setup.backend.clone() {
+            Backend::Memory => Api::serve(Arc::new(MemoryStore::new(config)), setup).await,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(url) => {
+                let schema = format!(
+                    "nopos_test_{}",
+                    hex::encode(nopos_webhooks::random::bytes::<8>())
+                );
+                let store = PostgresStore::connect_with_schema(&url, &schema, config)
+                    .await
+                    .expect("a fresh schema");
+                let pool = store.pool().clone();
+                let mut api = Api::serve(Arc::new(store), setup).await;
+                api.schema = Some((pool, schema));
+                api
+            }
+        }
+    }
+
+    /// Stops the server and drops what the store left (a PostgreSQL test schema).
+    async fn finish(mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        #[cfg(feature = "postgres")]
+        if let Some((pool, schema)) = self.schema.take() {
+            let sql = format!("DROP SCHEMA \"{schema}\" CASCADE");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&pool)
+                .await
+                .expect("drop the test schema");
+            pool.close().await;
+        }
+    }
+
+    /// Serves the API (and a dispatcher) over `store`.
+    async fn serve<S: Store + 'static>(store: Arc<S>, setup: Setup) -> Api {
+        let mut client = ReqwestClient::builder().timeout(Duration::from_secs(5));
+        if setup.allow_private {
             client = client.dangerous_allow_private_targets();
         }
         let client = client.build().unwrap();
-        let store = Arc::new(MemoryStore::new(
-            StoreConfig::default()
-                .address_policy(policy)
-                .default_schedule(setup.schedule),
-        ));
         let state = ServerState::new(
             Arc::clone(&store),
             client.clone(),
@@ -133,6 +236,8 @@ impl Api {
             base,
             http: reqwest::Client::new(),
             tasks,
+            #[cfg(feature = "postgres")]
+            schema: None,
         }
     }
 
@@ -348,9 +453,12 @@ async fn healthz_is_open_and_everything_else_needs_the_key() {
         .assert_error(405, "method_not_allowed");
 }
 
-#[tokio::test]
-async fn the_announcement_registration_and_endpoint_management() {
-    let api = Api::start(Setup::default()).await;
+async fn the_announcement_registration_and_endpoint_management(backend: Backend) {
+    let api = Api::start(Setup {
+        backend,
+        ..Setup::default()
+    })
+    .await;
     let receiver = Receiver::start().await;
 
     let created = api
@@ -447,11 +555,12 @@ async fn the_announcement_registration_and_endpoint_management() {
     api.call("DELETE", &format!("/v1/webhooks/{other}"), None)
         .await
         .assert_error(404, "not_found");
+    api.finish().await;
 }
 
-#[tokio::test]
-async fn every_refusal_has_its_code_and_changes_nothing() {
+async fn every_refusal_has_its_code_and_changes_nothing(backend: Backend) {
     let api = Api::start(Setup {
+        backend,
         config: ServerConfig::default(),
         ..Setup::default()
     })
@@ -680,6 +789,7 @@ async fn every_refusal_has_its_code_and_changes_nothing() {
     assert_eq!(api.call("GET", "/v1/webhooks", None).await.body, before);
     assert!(api.deliveries(&all_id).await.is_empty());
     assert!(receiver.requests.is_empty());
+    api.finish().await;
 }
 
 #[tokio::test]
@@ -751,9 +861,9 @@ async fn configurable_limits() {
     assert_eq!(small.status, StatusCode::ACCEPTED, "{}", small.body);
 }
 
-#[tokio::test]
-async fn idempotency_by_id_and_by_key() {
+async fn idempotency_by_id_and_by_key(backend: Backend) {
     let api = Api::start(Setup {
+        backend,
         dispatch: false,
         ..Setup::default()
     })
@@ -854,11 +964,15 @@ async fn idempotency_by_id_and_by_key() {
         .await
         .unwrap();
     assert!(raw.contains(&format!(r#""data":{SALE}"#)), "{raw}");
+    api.finish().await;
 }
 
-#[tokio::test]
-async fn events_are_delivered_signed_and_rotation_keeps_the_old_secret_valid() {
-    let api = Api::start(Setup::default()).await;
+async fn events_are_delivered_signed_and_rotation_keeps_the_old_secret_valid(backend: Backend) {
+    let api = Api::start(Setup {
+        backend,
+        ..Setup::default()
+    })
+    .await;
     let mut receiver = Receiver::start().await;
     let endpoint = api.register(&receiver.url).await;
     let id = endpoint["id"].as_str().unwrap().to_owned();
@@ -932,6 +1046,7 @@ async fn events_are_delivered_signed_and_rotation_keeps_the_old_secret_valid() {
     assert!(verifies(&newest, &headers, &body).is_some());
     assert_eq!(verifies(&new_secret, &headers, &body), None);
     assert_eq!(verifies("your_webhook_secret", &headers, &body), None);
+    api.finish().await;
 }
 
 #[tokio::test]
@@ -1002,9 +1117,9 @@ async fn the_test_tool_reports_status_latency_and_error_class() {
     assert!(api.deliveries(id).await.is_empty());
 }
 
-#[tokio::test]
-async fn deliveries_retry_recover_and_stats() {
+async fn deliveries_retry_recover_and_stats(backend: Backend) {
     let api = Api::start(Setup {
+        backend,
         // One attempt, so a failure is final at once.
         schedule: RetrySchedule::new([time::Duration::ZERO]).unwrap(),
         ..Setup::default()
@@ -1142,6 +1257,7 @@ async fn deliveries_retry_recover_and_stats() {
         )
         .await;
     assert_eq!(narrow.body["window_secs"], 1);
+    api.finish().await;
 }
 
 #[tokio::test]
