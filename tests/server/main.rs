@@ -193,7 +193,11 @@ impl Api {
     /// Stops the server and drops what the store left (a PostgreSQL test schema).
     #[cfg_attr(
         not(feature = "postgres"),
-        allow(unused_mut, clippy::unused_async, reason = "only a schema needs cleaning up")
+        allow(
+            unused_mut,
+            clippy::unused_async,
+            reason = "only a schema needs cleaning up"
+        )
     )]
     async fn finish(mut self) {
         for task in &self.tasks {

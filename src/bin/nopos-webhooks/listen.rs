@@ -25,7 +25,7 @@ Examples:
   nopos-webhooks listen --secret whsec_NEW... --secret whsec_OLD...   # during a rotation
   NOPOS_WEBHOOK_SECRET=your_webhook_secret nopos-webhooks listen --listen 127.0.0.1:4000 | jq .data";
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 #[command(after_help = EXAMPLES)]
 pub(crate) struct ListenArgs {
     /// An endpoint secret; repeat it to accept several during a rotation.

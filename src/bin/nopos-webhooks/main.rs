@@ -26,14 +26,14 @@ Examples:
 
 /// NoPOS webhooks: run the webhook service, receive and send signed test deliveries, sign and
 /// verify payloads.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "nopos-webhooks", version, after_help = EXAMPLES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum Command {
     /// Run the management API and the delivery dispatcher in one process.
     Serve(serve::ServeArgs),

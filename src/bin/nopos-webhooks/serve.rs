@@ -32,7 +32,8 @@ once, and its SHA-256 digest is kept in the key file (default: next to the SQLit
 <file>.api-key; for PostgreSQL ./nopos-webhooks.api-key) so the same key works after a restart.
 Delete the key file to get a new key.";
 
-#[derive(Debug, Args)]
+// No `Debug`: the arguments hold the API key and possibly a database password.
+#[derive(Args)]
 #[command(after_help = EXAMPLES)]
 pub(crate) struct ServeArgs {
     /// Address the management API listens on (port 0 picks a free port).
@@ -68,8 +69,9 @@ pub(crate) struct ServeArgs {
     dangerous_allow_private_targets: bool,
 }
 
-/// Where the store lives, parsed from `--database`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the store lives, parsed from `--database`. `Debug` and `Display` hide a PostgreSQL
+/// password.
+#[derive(Clone, PartialEq, Eq)]
 enum Database {
     Memory,
     Sqlite(PathBuf),
@@ -131,6 +133,12 @@ impl fmt::Display for Database {
                 _ => f.write_str(url),
             },
         }
+    }
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 

@@ -23,11 +23,12 @@ const VERIFY_EXAMPLES: &str = "\
 Examples:
   nopos-webhooks verify --secret your_webhook_secret --body-file event.json \\
       --header 'x-nopos-signature: t=1731234600,v1=5f0c...' --now 1731234600
-  nopos-webhooks verify --secret \"$STRIPE_WEBHOOK_SECRET\" --header \"stripe-signature: $SIG\" < body.json
+  nopos-webhooks verify --secret \"$STRIPE_WEBHOOK_SECRET\" \\
+      --header \"stripe-signature: $SIG\" < body.json
 
 Exit codes: 0 valid, 1 invalid (the reason on stderr), 2 usage error.";
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 #[command(after_help = SIGN_EXAMPLES)]
 pub(crate) struct SignArgs {
     /// An endpoint secret; repeat it to sign with several (newest first), as during a rotation.
@@ -50,7 +51,7 @@ pub(crate) struct SignArgs {
     body_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 #[command(after_help = VERIFY_EXAMPLES)]
 pub(crate) struct VerifyArgs {
     /// A secret to try (NoPOS, Standard Webhooks, Stripe, GitHub or Shopify); repeatable.

@@ -21,7 +21,7 @@ Examples:
 
 Private targets (127.0.0.1, your LAN) are allowed: this is run against your own app.";
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 #[command(after_help = EXAMPLES)]
 pub(crate) struct TriggerArgs {
     /// Where to send the delivery.
