@@ -46,10 +46,74 @@ pub(crate) fn parse_unix_seconds(bytes: &[u8]) -> Option<i64> {
     Some(if negative { -value } else { value })
 }
 
-/// The parts of a `t=…,v1=…` header (NoPOS and Stripe), parsed without allocating.
+/// How many well-formed signatures are decoded once into a stack buffer. An emitter sends one per
+/// active secret: one, or two during a rotation. Any beyond these are decoded again for each
+/// secret tried, so a header with more is still checked in full; a larger buffer only costs every
+/// verification its initialization.
+pub(crate) const BUFFERED_SIGNATURES: usize = 4;
+
+/// Candidate signatures from a header, the first [`BUFFERED_SIGNATURES`] decoded once into a stack
+/// buffer: checking them against several secrets then neither re-parses nor allocates.
+pub(crate) struct Candidates {
+    tags: [[u8; super::TAG_LEN]; BUFFERED_SIGNATURES],
+    len: usize,
+    overflowed: bool,
+}
+
+impl Candidates {
+    pub(crate) fn new() -> Candidates {
+        Candidates {
+            tags: [[0; super::TAG_LEN]; BUFFERED_SIGNATURES],
+            len: 0,
+            overflowed: false,
+        }
+    }
+
+    /// Collects the first [`BUFFERED_SIGNATURES`] of `tags`, noting whether there are more.
+    pub(crate) fn collect(tags: impl Iterator<Item = [u8; super::TAG_LEN]>) -> Candidates {
+        let mut candidates = Candidates::new();
+        for tag in tags {
+            if !candidates.push(tag) {
+                break;
+            }
+        }
+        candidates
+    }
+
+    /// Buffers `tag`; `false` (and marks the set as overflowed) when the buffer is full.
+    pub(crate) fn push(&mut self, tag: [u8; super::TAG_LEN]) -> bool {
+        if self.len == BUFFERED_SIGNATURES {
+            self.overflowed = true;
+            return false;
+        }
+        self.tags[self.len] = tag;
+        self.len += 1;
+        true
+    }
+
+    /// The buffered signatures, in header order.
+    pub(crate) fn buffered(&self) -> &[[u8; super::TAG_LEN]] {
+        &self.tags[..self.len]
+    }
+
+    /// Whether well-formed signatures follow the buffered ones (decode them from the header with
+    /// `.skip(BUFFERED_SIGNATURES)`).
+    pub(crate) fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
+    /// Whether the header held no well-formed signature at all.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// The parts of a `t=…,v1=…` header (NoPOS and Stripe), parsed in one pass without allocating.
 pub(crate) struct TimestampedHeader<'a> {
     /// The `t` value, when present and valid.
     pub(crate) timestamp: Option<i64>,
+    /// The well-formed `v1` signatures (see [`Candidates`]).
+    pub(crate) candidates: Candidates,
     value: &'a [u8],
 }
 
@@ -57,26 +121,38 @@ impl<'a> TimestampedHeader<'a> {
     /// Splits the header into entries; entries with other keys (`v0`, future versions) and
     /// malformed entries are skipped, whitespace around entries is ignored.
     pub(crate) fn parse(value: &'a [u8]) -> TimestampedHeader<'a> {
+        let refused = |value| TimestampedHeader {
+            timestamp: None,
+            candidates: Candidates::new(),
+            value,
+        };
         let mut timestamp = None;
+        let mut candidates = Candidates::new();
         for (key, val) in entries(value) {
-            if key == b"t" {
-                // More than one `t` is ambiguous: refuse the header rather than pick one.
-                if timestamp.is_some() {
-                    return TimestampedHeader {
-                        timestamp: None,
-                        value,
-                    };
+            match key {
+                b"t" => {
+                    // More than one `t` is ambiguous: refuse the header rather than pick one.
+                    if timestamp.is_some() {
+                        return refused(value);
+                    }
+                    timestamp = parse_unix_seconds(val);
+                    if timestamp.is_none() {
+                        return refused(value);
+                    }
                 }
-                timestamp = parse_unix_seconds(val);
-                if timestamp.is_none() {
-                    return TimestampedHeader {
-                        timestamp: None,
-                        value,
-                    };
+                b"v1" if !candidates.overflowed() => {
+                    if let Some(tag) = decode_hex_tag(val) {
+                        candidates.push(tag);
+                    }
                 }
+                _ => {}
             }
         }
-        TimestampedHeader { timestamp, value }
+        TimestampedHeader {
+            timestamp,
+            candidates,
+            value,
+        }
     }
 
     /// The `v1` signatures that decode to 32 bytes of hex; others are skipped.
@@ -96,18 +172,48 @@ fn entries(value: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     })
 }
 
+/// The value of each lowercase hex digit; [`NOT_HEX`] for every other byte.
+const HEX_VALUES: [u8; 256] = {
+    let mut values = [NOT_HEX; 256];
+    let mut digit: u8 = 0;
+    while digit < 16 {
+        let symbol = b"0123456789abcdef"[digit as usize];
+        values[symbol as usize] = digit;
+        digit += 1;
+    }
+    values
+};
+/// Marks a byte that is not a lowercase hex digit; any value with a high nibble set would do.
+const NOT_HEX: u8 = 0xF0;
+
 /// 64 lowercase hex digits into a tag; `None` for anything else. Uppercase is refused because
 /// every producer writes lowercase, and accepting both would let a flipped case bit still verify.
+///
+/// One table lookup per digit, checked once at the end: the `hex` crate's per-digit branches made
+/// this the most expensive step of verifying a small body. The digits are the untrusted candidate,
+/// never the expected tag, so indexing a table with them leaks nothing secret.
 pub(crate) fn decode_hex_tag(hex_digits: &[u8]) -> Option<[u8; super::TAG_LEN]> {
-    if !hex_digits
-        .iter()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
-    {
+    if hex_digits.len() != 2 * super::TAG_LEN {
         return None;
     }
     let mut tag = [0u8; super::TAG_LEN];
-    hex::decode_to_slice(hex_digits, &mut tag).ok()?;
-    Some(tag)
+    let mut invalid = 0u8;
+    for (byte, pair) in tag.iter_mut().zip(hex_digits.chunks_exact(2)) {
+        let high = HEX_VALUES[usize::from(pair[0])];
+        let low = HEX_VALUES[usize::from(pair[1])];
+        invalid |= high | low;
+        *byte = (high << 4) | low;
+    }
+    (invalid & NOT_HEX == 0).then_some(tag)
+}
+
+/// Lowercase hex of a tag into `out`.
+pub(crate) fn encode_hex_tag(tag: &[u8; super::TAG_LEN], out: &mut [u8; 2 * super::TAG_LEN]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (byte, pair) in tag.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0x0F)];
+    }
 }
 
 /// Standard base64 (padded or not) of exactly 32 bytes into a tag; `None` for anything else.
@@ -153,12 +259,45 @@ mod tests {
         );
         assert_eq!(h.timestamp, Some(1_700_000_000));
         assert_eq!(h.v1_signatures().count(), 1);
+        assert_eq!(h.candidates.buffered(), &[[0; 32]]);
+        assert!(!h.candidates.overflowed());
         assert_eq!(TimestampedHeader::parse(b"t=1,t=2,v1=00").timestamp, None);
         assert_eq!(TimestampedHeader::parse(b"t=abc").timestamp, None);
         assert_eq!(TimestampedHeader::parse(b"v1=00").timestamp, None);
         assert_eq!(parse_unix_seconds(b"9999999999999999999"), None);
         assert_eq!(parse_unix_seconds(b"-5"), Some(-5));
         assert_eq!(parse_unix_seconds(b"+5"), None);
+    }
+
+    #[test]
+    fn hex_tags_round_trip_and_refuse_anything_else() {
+        let tag: [u8; 32] = std::array::from_fn(|i| u8::try_from(i * 8).unwrap());
+        let mut digits = [0u8; 64];
+        encode_hex_tag(&tag, &mut digits);
+        assert_eq!(digits.to_vec(), hex::encode(tag).into_bytes());
+        assert_eq!(decode_hex_tag(&digits), Some(tag));
+        assert_eq!(decode_hex_tag(&digits[..62]), None);
+        for bad in [b'A', b'g', b' ', b'/', b':', b'`', 0xFF, 0] {
+            let mut broken = digits;
+            broken[17] = bad;
+            assert_eq!(decode_hex_tag(&broken), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn signatures_beyond_the_buffer_are_still_found() {
+        let entry = |i: u8| format!(",v1={}", hex::encode([i; 32]));
+        let header: String = std::iter::once("t=5".to_owned())
+            .chain((0..10).map(entry))
+            .collect();
+        let h = TimestampedHeader::parse(header.as_bytes());
+        assert_eq!(h.candidates.buffered().len(), BUFFERED_SIGNATURES);
+        assert!(h.candidates.overflowed());
+        let rest: Vec<_> = h.v1_signatures().skip(BUFFERED_SIGNATURES).collect();
+        let expected: Vec<_> = (BUFFERED_SIGNATURES..10)
+            .map(|i| [u8::try_from(i).unwrap(); 32])
+            .collect();
+        assert_eq!(rest, expected);
     }
 
     #[test]
