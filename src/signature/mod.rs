@@ -7,6 +7,7 @@
 //! [`crate::security`].
 
 mod headers;
+pub(crate) mod mac;
 mod sign;
 mod verify;
 
@@ -19,19 +20,14 @@ pub use verify::{
     DEFAULT_MAX_BODY_SIZE, DEFAULT_TOLERANCE, Scheme, Verified, Verifier, VerifyError,
 };
 
-use crate::secret::HmacSha256;
-use hmac::Mac;
+use mac::KeyedMac;
 
 /// Length of an HMAC-SHA256 tag.
 pub(crate) const TAG_LEN: usize = 32;
 
 /// HMAC over `parts` in order, from a pre-keyed state: no key schedule, no concatenated copy.
-pub(crate) fn tag(key: &HmacSha256, parts: &[&[u8]]) -> [u8; TAG_LEN] {
-    let mut mac = key.clone();
-    for part in parts {
-        mac.update(part);
-    }
-    mac.finalize().into_bytes().into()
+pub(crate) fn tag(key: &KeyedMac, parts: &[&[u8]]) -> [u8; TAG_LEN] {
+    key.tag(parts)
 }
 
 /// Constant-time equality of two tags: the XOR of every byte is OR-ed together without a branch,

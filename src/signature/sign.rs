@@ -1,12 +1,11 @@
 //! Producing signature headers for one delivery body.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use time::OffsetDateTime;
 
 use super::headers::{
-    NOPOS_SIGNATURE, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP, encode_hex_tag,
+    BASE64_TAG_LEN, NOPOS_SIGNATURE, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
+    encode_base64_tag, encode_hex_tag,
 };
 use super::{TAG_LEN, decimal, tag};
 use crate::Secret;
@@ -143,11 +142,11 @@ pub fn sign_standard<'a>(
     now: OffsetDateTime,
     body: &[u8],
 ) -> Result<[HeaderValue; 3], SignError> {
-    if message_id.is_empty()
-        || !message_id
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'.')
-    {
+    // Checked without an early exit, which lets the loop run over several bytes at a time.
+    let invalid_bytes = message_id.bytes().fold(0u8, |invalid, b| {
+        invalid | u8::from(!b.is_ascii_graphic() || b == b'.')
+    });
+    if message_id.is_empty() || invalid_bytes != 0 {
         return Err(SignError::InvalidMessageId);
     }
     let keys = secrets.into_iter().filter_map(Secret::standard_key);
@@ -155,17 +154,16 @@ pub fn sign_standard<'a>(
     let timestamp = decimal(now.unix_timestamp(), &mut digits);
     // `v1,` + 44 base64 characters per secret, space-separated. Exactly sized for one secret, so
     // the buffer becomes the header value without a second allocation.
-    let mut signature = Vec::with_capacity(47);
-    let mut b64_buf = [0u8; 44];
+    let mut signature = Vec::with_capacity(b"v1,".len() + BASE64_TAG_LEN);
+    let mut b64_buf = [0u8; BASE64_TAG_LEN];
     for key in keys {
         let mac = tag(key, &[message_id.as_bytes(), b".", timestamp, b".", body]);
-        // 32 bytes are exactly 44 padded base64 characters.
-        let len = STANDARD.encode_slice(mac, &mut b64_buf).unwrap_or(0);
+        encode_base64_tag(&mac, &mut b64_buf);
         if !signature.is_empty() {
             signature.push(b' ');
         }
         signature.extend_from_slice(b"v1,");
-        signature.extend_from_slice(&b64_buf[..len]);
+        signature.extend_from_slice(&b64_buf);
     }
     if signature.is_empty() {
         return Err(SignError::NoSecrets);
