@@ -3,8 +3,7 @@
 //!
 //! This module owns the signature constructions, their header formats and the verification rules
 //! (DESIGN §3). It reads no clock (`now` is an argument), allocates nothing on the verify path, and
-//! never puts a secret or an expected signature into an error. The reasoning behind each rule is in
-//! [`crate::security`].
+//! never puts a secret or an expected signature into an error.
 
 mod headers;
 pub(crate) mod mac;
