@@ -4,11 +4,12 @@
 //! Run with `cargo bench --bench signatures`. After criterion has measured everything, the binary
 //! reads criterion's median estimates back and prints a table of ns per operation, the ratio to raw
 //! SHA-256 of the same body, and how much faster our verify is than `standardwebhooks` verify
-//! (DESIGN §8, issue 3 targets).
+//! (DESIGN §8, issue 3 targets). It then prints the same ratios measured a second way, in short
+//! interleaved batches, which load from other processes on a shared machine cannot skew.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
 use http::HeaderMap;
@@ -162,8 +163,9 @@ fn median_ns(home: &Path, label: &str, bench: &str, since: SystemTime) -> Option
 }
 
 /// Prints median ns per operation, the ratio to raw SHA-256 of the same body, and the speed-up of
-/// our verify over `standardwebhooks` verify; then whether each issue 3 target is met.
-fn print_table(since: SystemTime) {
+/// our verify over `standardwebhooks` verify; then whether each issue 3 target is met. Returns the
+/// body sizes this run measured.
+fn print_table(since: SystemTime) -> Vec<(usize, &'static str)> {
     let home = criterion_home();
     let rows = [
         (SHA256, "raw SHA-256 (sha2)"),
@@ -181,12 +183,16 @@ fn print_table(since: SystemTime) {
     println!();
     println!("| body | operation | median ns | vs raw SHA-256 | vs `standardwebhooks` verify |");
     println!("|---|---|---:|---:|---:|");
+    let mut measured = Vec::new();
     for (len, label) in SIZES {
-        let median = |bench| median_ns(&home, label, bench, since);
-        let floor = median(SHA256);
-        let theirs_verify = median(STDWH_VERIFY);
+        let estimate = |bench| median_ns(&home, label, bench, since);
+        let floor = estimate(SHA256);
+        let theirs_verify = estimate(STDWH_VERIFY);
+        if floor.is_some() {
+            measured.push((len, label));
+        }
         for (bench, name) in rows {
-            let Some(ns) = median(bench) else {
+            let Some(ns) = estimate(bench) else {
                 continue;
             };
             let ratio = floor.map_or_else(|| "—".to_owned(), |f| format!("{:.2}×", ns / f));
@@ -202,13 +208,14 @@ fn print_table(since: SystemTime) {
     }
     if checks.is_empty() {
         println!("\n(no estimates from this run; nothing to compare)");
-        return;
+        return measured;
     }
     println!();
     println!("Targets (issue 3):");
     for check in &checks {
         println!("  {check}");
     }
+    measured
 }
 
 /// The issue 3 targets that apply to one measurement: at 1 KiB, verify ≤ 1.35× and sign ≤ 1.25×
@@ -249,6 +256,115 @@ fn target_checks(
     checks
 }
 
+/// Times `n` calls of `op`, in ns per call.
+fn batch_ns(n: u32, mut op: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    for _ in 0..n {
+        op();
+    }
+    start.elapsed().as_secs_f64() * 1e9 / f64::from(n)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// A cross-check that other work on a shared machine cannot skew: criterion measures each
+/// benchmark for seconds, one after the other, so a neighbour's burst can slow one of them and not
+/// the raw SHA-256 it is divided by. Here each operation runs in short batches interleaved with raw
+/// SHA-256 batches of the same body; each round gives one ratio (the operation over the mean of
+/// the SHA-256 batches around it), and the median over rounds is printed.
+fn print_paired_ratios(sizes: &[(usize, &str)]) {
+    const ROUNDS: usize = 101;
+    println!();
+    println!("Paired check: median over {ROUNDS} rounds of (operation ÷ raw SHA-256), timed in");
+    println!("interleaved batches so that load from other processes hits both alike:");
+    println!();
+    println!(
+        "| body | nopos sign | nopos verify | standard-webhooks sign | standard-webhooks verify | `standardwebhooks` verify | our verify vs `standardwebhooks` (nopos / standard) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for &(len, label) in sizes {
+        let body = body(len);
+        let secret = Secret::new(SECRET).expect("valid secret");
+        let verifier = Verifier::new([secret.clone()]);
+        let theirs = standardwebhooks::Webhook::new(SECRET).expect("valid secret");
+        let now = OffsetDateTime::from_unix_timestamp(1_731_234_600).expect("valid time");
+        let mut nopos_headers = HeaderMap::new();
+        nopos_headers.insert(
+            NOPOS_SIGNATURE,
+            sign_nopos([&secret], now, &body).expect("signs"),
+        );
+        let standard_headers = standard_header_map(&secret, now, &body);
+        // Signed at the wall clock for `standardwebhooks`; this check takes a few seconds.
+        let their_headers = standard_header_map(&secret, OffsetDateTime::now_utc(), &body);
+        // About 50 µs of hashing per SHA-256 batch.
+        let n = u32::try_from((64 * 1024 / len).clamp(1, 1000)).expect("small");
+        let sha = || {
+            batch_ns(n, || {
+                black_box(Sha256::digest(black_box(&body[..])));
+            })
+        };
+        let mut ops: [Box<dyn FnMut() -> f64>; 5] = [
+            Box::new(|| {
+                batch_ns(n, || {
+                    drop(black_box(sign_nopos(
+                        [black_box(&secret)],
+                        now,
+                        black_box(&body),
+                    )));
+                })
+            }),
+            Box::new(|| {
+                batch_ns(n, || {
+                    assert!(
+                        verifier
+                            .verify(black_box(&nopos_headers), &body, now)
+                            .is_ok()
+                    );
+                })
+            }),
+            Box::new(|| {
+                batch_ns(n, || {
+                    drop(black_box(sign_standard([&secret], MESSAGE_ID, now, &body)));
+                })
+            }),
+            Box::new(|| {
+                batch_ns(n, || {
+                    assert!(
+                        verifier
+                            .verify(black_box(&standard_headers), &body, now)
+                            .is_ok()
+                    );
+                })
+            }),
+            Box::new(|| {
+                batch_ns(n, || {
+                    assert!(theirs.verify(black_box(&body), &their_headers).is_ok());
+                })
+            }),
+        ];
+        let mut ratios = vec![Vec::with_capacity(ROUNDS); ops.len()];
+        for _ in 0..ROUNDS {
+            for (op, ratios) in ops.iter_mut().zip(&mut ratios) {
+                let before = sha();
+                let ns = op();
+                let after = sha();
+                ratios.push(ns / f64::midpoint(before, after));
+            }
+        }
+        let medians: Vec<f64> = ratios.iter_mut().map(|ratios| median(ratios)).collect();
+        let cells: Vec<String> = medians.iter().map(|m| format!("{m:.2}×")).collect();
+        println!(
+            "| {label} | {} | {:.1}× / {:.1}× faster |",
+            cells.join(" | "),
+            medians[4] / medians[1],
+            medians[4] / medians[3]
+        );
+    }
+}
+
 fn main() {
     let since = SystemTime::now();
     let mut criterion = Criterion::default().configure_from_args();
@@ -258,5 +374,8 @@ fn main() {
     criterion.final_summary();
     // `--list`, `--test` and `--profile-time` runs write no fresh estimates; `median_ns` skips
     // stale ones, so this prints only what this run measured.
-    print_table(since);
+    let measured = print_table(since);
+    if !measured.is_empty() {
+        print_paired_ratios(&measured);
+    }
 }
