@@ -32,9 +32,12 @@ const CHILD_ENV: &str = "NOPOS_CRASH_CHILD";
 /// Every process opens its store with this: short retries so reclaimed deliveries go out again
 /// within the test, and loopback allowed.
 fn config() -> StoreConfig {
-    let schedule =
-        RetrySchedule::new([Duration::ZERO].into_iter().chain([Duration::milliseconds(200); 9]))
-            .unwrap();
+    let schedule = RetrySchedule::new(
+        [Duration::ZERO]
+            .into_iter()
+            .chain([Duration::milliseconds(200); 9]),
+    )
+    .unwrap();
     StoreConfig::default()
         .default_schedule(schedule)
         .address_policy(AddressPolicy::new().dangerous_allow_private_targets())
@@ -113,7 +116,12 @@ fn child_process_entry_point() {
 
 fn spawn_child(spec: &Spec) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_process_entry_point", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_process_entry_point",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, spec.encode())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -226,7 +234,11 @@ async fn prepare<S: Store>(store: &S, url: &str, events: usize) -> HashSet<Strin
 
 /// Every event arrived, every duplicate carries its delivery's event id and bytes, and the
 /// store has every delivery delivered and none leased.
-async fn check_all_delivered<S: Store>(store: &S, receiver: &Receiver, events: &HashSet<String>) -> usize {
+async fn check_all_delivered<S: Store>(
+    store: &S,
+    receiver: &Receiver,
+    events: &HashSet<String>,
+) -> usize {
     let seen = receiver.seen.lock().unwrap();
     let mut first: HashMap<&str, (&str, &Bytes)> = HashMap::new();
     let mut duplicates = 0;
@@ -234,7 +246,10 @@ async fn check_all_delivered<S: Store>(store: &S, receiver: &Receiver, events: &
         match first.get(delivery.as_str()) {
             Some((first_event, first_body)) => {
                 duplicates += 1;
-                assert_eq!(first_event, event, "a duplicate of {delivery} changed event id");
+                assert_eq!(
+                    first_event, event,
+                    "a duplicate of {delivery} changed event id"
+                );
                 assert_eq!(*first_body, body, "a duplicate of {delivery} changed bytes");
             }
             None => {
@@ -248,9 +263,15 @@ async fn check_all_delivered<S: Store>(store: &S, receiver: &Receiver, events: &
     let all = DeliveryQuery::default().limit(usize::MAX);
     let states = store.list_deliveries(&all).await.unwrap();
     assert_eq!(states.len(), events.len());
-    let leased = states.iter().filter(|s| s.status == DeliveryStatus::InFlight).count();
+    let leased = states
+        .iter()
+        .filter(|s| s.status == DeliveryStatus::InFlight)
+        .count();
     assert_eq!(leased, 0, "no delivery is left leased");
-    let delivered = states.iter().filter(|s| s.status == DeliveryStatus::Delivered).count();
+    let delivered = states
+        .iter()
+        .filter(|s| s.status == DeliveryStatus::Delivered)
+        .count();
     assert_eq!(delivered, events.len());
     duplicates
 }
@@ -265,7 +286,10 @@ async fn crash_and_restart<S: Store>(store: &S, spec: &Spec) {
     first.kill().unwrap(); // SIGKILL: no shutdown, leases left behind.
     first.wait().unwrap();
     let at_kill = *receiver.total.borrow();
-    assert!(at_kill < EVENTS, "the first dispatcher was killed mid-flight");
+    assert!(
+        at_kill < EVENTS,
+        "the first dispatcher was killed mid-flight"
+    );
 
     let second = spawn_child(spec);
     wait_for(&receiver.distinct, EVENTS, StdDuration::from_secs(180)).await;
@@ -293,7 +317,9 @@ mod postgres {
             return None;
         };
         let schema = format!("crash_{}_{}", name, std::process::id());
-        let store = PostgresStore::connect_with_schema(&url, &schema, config()).await.unwrap();
+        let store = PostgresStore::connect_with_schema(&url, &schema, config())
+            .await
+            .unwrap();
         Some((store, Spec::Postgres(url, schema)))
     }
 
@@ -306,7 +332,9 @@ mod postgres {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_dispatcher_killed_mid_flight_loses_nothing() {
-        let Some((store, spec)) = fresh("kill").await else { return };
+        let Some((store, spec)) = fresh("kill").await else {
+            return;
+        };
         crash_and_restart(&store, &spec).await;
         drop_schema(&store).await;
     }
@@ -314,7 +342,9 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn four_workers_share_one_queue() {
         const EVENTS: usize = 5_000;
-        let Some((store, spec)) = fresh("workers").await else { return };
+        let Some((store, spec)) = fresh("workers").await else {
+            return;
+        };
         let (receiver, url) = start_receiver().await;
         let events = prepare(&store, &url, EVENTS).await;
         let workers: Vec<Child> = (0..4).map(|_| spawn_child(&spec)).collect();
