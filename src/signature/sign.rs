@@ -162,26 +162,34 @@ pub fn sign_standard<'a>(
     let keys = secrets.into_iter().filter_map(Secret::standard_key);
     let mut digits = [0u8; 20];
     let timestamp = decimal(now.unix_timestamp(), &mut digits);
-    // `v1,` + 44 base64 characters per secret, space-separated. Exactly sized for one secret, so
-    // the buffer becomes the header value without a second allocation.
-    let mut signature = Vec::with_capacity(b"v1,".len() + BASE64_TAG_LEN);
+    // The three values share one buffer — `<id><timestamp>v1,<base64>[ v1,<base64>…]` — and are
+    // cut from it without copying: one allocation for the three headers. Exactly sized for one
+    // secret.
+    let signature_start = message_id.len() + timestamp.len();
+    let mut buffer = Vec::with_capacity(signature_start + b"v1,".len() + BASE64_TAG_LEN);
+    buffer.extend_from_slice(message_id.as_bytes());
+    buffer.extend_from_slice(timestamp);
     let mut b64_buf = [0u8; BASE64_TAG_LEN];
     for key in keys {
         let mac = tag(key, &[message_id.as_bytes(), b".", timestamp, b".", body]);
         encode_base64_tag(&mac, &mut b64_buf);
-        if !signature.is_empty() {
-            signature.push(b' ');
+        if buffer.len() > signature_start {
+            buffer.push(b' ');
         }
-        signature.extend_from_slice(b"v1,");
-        signature.extend_from_slice(&b64_buf);
+        buffer.extend_from_slice(b"v1,");
+        buffer.extend_from_slice(&b64_buf);
     }
-    if signature.is_empty() {
+    if buffer.len() == signature_start {
         return Err(SignError::NoSecrets);
     }
+    let shared = bytes::Bytes::from(buffer);
+    let part = |range: std::ops::Range<usize>| {
+        HeaderValue::from_maybe_shared(shared.slice(range)).map_err(|_| SignError::InvalidMessageId)
+    };
     Ok([
-        header_value(message_id.as_bytes().to_vec())?,
-        header_value(timestamp.to_vec())?,
-        header_value(signature)?,
+        part(0..message_id.len())?,
+        part(message_id.len()..signature_start)?,
+        part(signature_start..shared.len())?,
     ])
 }
 
