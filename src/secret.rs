@@ -9,12 +9,10 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
-use hmac::{Hmac, KeyInit};
-use sha2::Sha256;
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
-pub(crate) type HmacSha256 = Hmac<Sha256>;
+use crate::signature::mac::KeyedMac;
 
 /// The prefix of generated secrets and of Standard Webhooks secrets.
 pub const STANDARD_SECRET_PREFIX: &str = "whsec_";
@@ -89,10 +87,10 @@ pub enum SecretError {
 pub struct Secret {
     text: Zeroizing<String>,
     /// Keyed with the secret string's bytes: `x-nopos-signature`, Stripe, GitHub, Shopify.
-    string_key: HmacSha256,
+    string_key: KeyedMac,
     /// Keyed with the decoded bytes after `whsec_`: Standard Webhooks; `None` when the secret is
     /// not a valid `whsec_` secret.
-    standard_key: Option<HmacSha256>,
+    standard_key: Option<KeyedMac>,
 }
 
 impl Secret {
@@ -154,11 +152,11 @@ impl Secret {
     }
 
     fn from_checked(text: Zeroizing<String>) -> Secret {
-        let string_key = keyed(text.as_bytes());
+        let string_key = KeyedMac::new(text.as_bytes());
         let standard_key = text
             .strip_prefix(STANDARD_SECRET_PREFIX)
             .and_then(decode_standard_key)
-            .map(|key| keyed(&key));
+            .map(|key| KeyedMac::new(&key));
         Secret {
             text,
             string_key,
@@ -178,21 +176,13 @@ impl Secret {
     }
 
     /// HMAC state keyed with the secret string (NoPOS, Stripe, GitHub, Shopify).
-    pub(crate) fn string_key(&self) -> &HmacSha256 {
+    pub(crate) fn string_key(&self) -> &KeyedMac {
         &self.string_key
     }
 
     /// HMAC state keyed with the Standard Webhooks key, when this is a `whsec_` secret.
-    pub(crate) fn standard_key(&self) -> Option<&HmacSha256> {
+    pub(crate) fn standard_key(&self) -> Option<&KeyedMac> {
         self.standard_key.as_ref()
-    }
-}
-
-fn keyed(key: &[u8]) -> HmacSha256 {
-    // HMAC accepts keys of any length (long keys are hashed first), so this cannot fail.
-    match HmacSha256::new_from_slice(key) {
-        Ok(mac) => mac,
-        Err(_) => unreachable!("HMAC takes keys of any length"),
     }
 }
 

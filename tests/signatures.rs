@@ -458,3 +458,62 @@ fn signature_module_reexports_header_names() {
     assert_eq!(signature::NOPOS_SIGNATURE, "x-nopos-signature");
     assert_eq!(signature::WEBHOOK_SIGNATURE, "webhook-signature");
 }
+
+#[test]
+fn a_matching_signature_after_many_wrong_ones_still_verifies() {
+    // Verifiers decode the first few signatures once into a buffer; the rest must still count.
+    let secret = Secret::generate();
+    let map = signed(&[&secret], now());
+    let nopos = map["x-nopos-signature"].to_str().unwrap();
+    let (t, good) = nopos.split_once(',').unwrap();
+    let wrong_hex = format!("v1={}", "0".repeat(64));
+    let many_nopos = format!("{t},{}", [wrong_hex.as_str(); 9].join(",")) + "," + good;
+    let standard = map["webhook-signature"].to_str().unwrap();
+    let wrong_b64 = format!("v1,{}=", "A".repeat(43));
+    let many_standard = [wrong_b64.as_str(); 9].join(" ") + " " + standard;
+    let id = map["webhook-id"].to_str().unwrap();
+    let ts = map["webhook-timestamp"].to_str().unwrap();
+    let verifier = Verifier::new([Secret::generate(), secret.clone()]);
+    for (pairs, scheme) in [
+        (
+            vec![("x-nopos-signature", many_nopos.as_str())],
+            Scheme::NoPos,
+        ),
+        (
+            vec![
+                ("webhook-id", id),
+                ("webhook-timestamp", ts),
+                ("webhook-signature", many_standard.as_str()),
+            ],
+            Scheme::StandardWebhooks,
+        ),
+    ] {
+        let verified = verifier.verify(&headers(&pairs), BODY, now()).unwrap();
+        assert_eq!((verified.scheme, verified.secret_index), (scheme, 1));
+        let without_good = headers(&[(pairs[pairs.len() - 1].0, "v1=00")]);
+        assert!(verifier.verify(&without_good, BODY, now()).is_err());
+    }
+    // GitHub sends one signature per header; several header values count the same way.
+    let github_secret = Secret::from_provider("github-webhook-secret").unwrap();
+    let mut github = HeaderMap::new();
+    for _ in 0..9 {
+        github.append(
+            "x-hub-signature-256",
+            HeaderValue::from_str(&format!("sha256={}", "0".repeat(64))).unwrap(),
+        );
+    }
+    let mac = {
+        use hmac::{Hmac, KeyInit, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"github-webhook-secret").unwrap();
+        mac.update(BODY);
+        hex::encode(mac.finalize().into_bytes())
+    };
+    github.append(
+        "x-hub-signature-256",
+        HeaderValue::from_str(&format!("sha256={mac}")).unwrap(),
+    );
+    let verified = Verifier::for_scheme(Scheme::GitHub, [github_secret])
+        .verify(&github, BODY, now())
+        .unwrap();
+    assert_eq!(verified.scheme, Scheme::GitHub);
+}

@@ -1,11 +1,12 @@
 //! Producing signature headers for one delivery body.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use time::OffsetDateTime;
 
-use super::headers::{NOPOS_SIGNATURE, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP};
+use super::headers::{
+    BASE64_TAG_LEN, NOPOS_SIGNATURE, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
+    encode_base64_tag, encode_hex_tag,
+};
 use super::{TAG_LEN, decimal, tag};
 use crate::Secret;
 
@@ -117,16 +118,19 @@ pub fn sign_nopos<'a>(
     now: OffsetDateTime,
     body: &[u8],
 ) -> Result<HeaderValue, SignError> {
+    let secrets = secrets.into_iter();
     let mut digits = [0u8; 20];
     let timestamp = decimal(now.unix_timestamp(), &mut digits);
-    let mut value = Vec::with_capacity(2 + timestamp.len() + 68);
+    // Sized for every secret up front: the one allocation then becomes the header's buffer as is.
+    let entry_len = b",v1=".len() + 2 * TAG_LEN;
+    let mut value =
+        Vec::with_capacity(2 + timestamp.len() + entry_len * secrets.size_hint().0.max(1));
     value.extend_from_slice(b"t=");
     value.extend_from_slice(timestamp);
     let mut hex_buf = [0u8; 2 * TAG_LEN];
     for secret in secrets {
         let mac = tag(secret.string_key(), &[timestamp, b".", body]);
-        // Encoding 32 bytes into 64 always fits.
-        let _ = hex::encode_to_slice(mac, &mut hex_buf);
+        encode_hex_tag(&mac, &mut hex_buf);
         value.extend_from_slice(b",v1=");
         value.extend_from_slice(&hex_buf);
     }
@@ -148,34 +152,44 @@ pub fn sign_standard<'a>(
     now: OffsetDateTime,
     body: &[u8],
 ) -> Result<[HeaderValue; 3], SignError> {
-    if message_id.is_empty()
-        || !message_id
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'.')
-    {
+    // Checked without an early exit, which lets the loop run over several bytes at a time.
+    let invalid_bytes = message_id.bytes().fold(0u8, |invalid, b| {
+        invalid | u8::from(!b.is_ascii_graphic() || b == b'.')
+    });
+    if message_id.is_empty() || invalid_bytes != 0 {
         return Err(SignError::InvalidMessageId);
     }
+    let keys = secrets.into_iter().filter_map(Secret::standard_key);
     let mut digits = [0u8; 20];
     let timestamp = decimal(now.unix_timestamp(), &mut digits);
-    let mut signature = Vec::with_capacity(48);
-    let mut b64_buf = [0u8; 44];
-    for key in secrets.into_iter().filter_map(Secret::standard_key) {
+    // The three values share one buffer — `<id><timestamp>v1,<base64>[ v1,<base64>…]` — and are
+    // cut from it without copying: one allocation for the three headers. Exactly sized for one
+    // secret.
+    let signature_start = message_id.len() + timestamp.len();
+    let mut buffer = Vec::with_capacity(signature_start + b"v1,".len() + BASE64_TAG_LEN);
+    buffer.extend_from_slice(message_id.as_bytes());
+    buffer.extend_from_slice(timestamp);
+    let mut b64_buf = [0u8; BASE64_TAG_LEN];
+    for key in keys {
         let mac = tag(key, &[message_id.as_bytes(), b".", timestamp, b".", body]);
-        // 32 bytes are exactly 44 padded base64 characters.
-        let len = STANDARD.encode_slice(mac, &mut b64_buf).unwrap_or(0);
-        if !signature.is_empty() {
-            signature.push(b' ');
+        encode_base64_tag(&mac, &mut b64_buf);
+        if buffer.len() > signature_start {
+            buffer.push(b' ');
         }
-        signature.extend_from_slice(b"v1,");
-        signature.extend_from_slice(&b64_buf[..len]);
+        buffer.extend_from_slice(b"v1,");
+        buffer.extend_from_slice(&b64_buf);
     }
-    if signature.is_empty() {
+    if buffer.len() == signature_start {
         return Err(SignError::NoSecrets);
     }
+    let shared = bytes::Bytes::from(buffer);
+    let part = |range: std::ops::Range<usize>| {
+        HeaderValue::from_maybe_shared(shared.slice(range)).map_err(|_| SignError::InvalidMessageId)
+    };
     Ok([
-        header_value(message_id.as_bytes().to_vec())?,
-        header_value(timestamp.to_vec())?,
-        header_value(signature)?,
+        part(0..message_id.len())?,
+        part(message_id.len()..signature_start)?,
+        part(signature_start..shared.len())?,
     ])
 }
 

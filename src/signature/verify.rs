@@ -2,16 +2,16 @@
 
 use std::fmt;
 
-use http::{HeaderMap, HeaderName};
-use subtle::ConstantTimeEq;
+use http::header::GetAll;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use time::{Duration, OffsetDateTime};
 
 use super::headers::{
-    GITHUB_SIGNATURE, NOPOS_SIGNATURE, SHOPIFY_HMAC_SHA256, STRIPE_SIGNATURE, TimestampedHeader,
-    WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP, decode_base64_tag, decode_hex_tag,
-    parse_unix_seconds, standard_v1_signatures, trim,
+    BUFFERED_SIGNATURES, Candidates, GITHUB_SIGNATURE, NOPOS_SIGNATURE, SHOPIFY_HMAC_SHA256,
+    STRIPE_SIGNATURE, TimestampedHeader, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
+    decode_base64_tag, decode_hex_tag, parse_unix_seconds, standard_v1_signatures, trim,
 };
-use super::{TAG_LEN, tag};
+use super::{TAG_LEN, tag, tags_equal};
 use crate::Secret;
 
 /// The default replay window: a timestamp more than 300 seconds from `now`, either way, is refused.
@@ -288,10 +288,15 @@ impl Verifier {
         }
         let mut first_error = None;
         for scheme in Scheme::ALL {
-            if !self.accepts(scheme) || !headers.contains_key(scheme.header()) {
+            if !self.accepts(scheme) {
                 continue;
             }
-            match self.verify_scheme(scheme, headers, body, now) {
+            // One lookup per scheme: its values are read from here on.
+            let values = headers.get_all(scheme.header());
+            if values.iter().next().is_none() {
+                continue;
+            }
+            match self.verify_scheme(scheme, &values, headers, body, now) {
                 Ok(verified) => return Ok(verified),
                 Err(err) => {
                     first_error.get_or_insert(err);
@@ -304,6 +309,7 @@ impl Verifier {
     fn verify_scheme(
         &self,
         scheme: Scheme,
+        values: &GetAll<'_, HeaderValue>,
         headers: &HeaderMap,
         body: &[u8],
         now: OffsetDateTime,
@@ -312,7 +318,7 @@ impl Verifier {
         match scheme {
             Scheme::NoPos | Scheme::Stripe => {
                 let mut result = Err(malformed);
-                for value in headers.get_all(scheme.header()) {
+                for value in values {
                     let attempt = self.verify_timestamped(scheme, value.as_bytes(), body, now);
                     if attempt.is_ok() {
                         return attempt;
@@ -339,12 +345,12 @@ impl Verifier {
                 let mut digits = [0u8; 20];
                 let ts = super::decimal(timestamp, &mut digits);
                 let signatures = || {
-                    headers
-                        .get_all(WEBHOOK_SIGNATURE)
+                    values
                         .iter()
                         .flat_map(|value| standard_v1_signatures(value.as_bytes()))
                 };
-                self.match_any(scheme, Some(timestamp), signatures, |secret| {
+                let candidates = Candidates::collect(signatures());
+                self.match_any(scheme, Some(timestamp), &candidates, signatures, |secret| {
                     secret
                         .standard_key()
                         .map(|key| tag(key, &[id, b".", ts, b".", body]))
@@ -352,7 +358,7 @@ impl Verifier {
             }
             Scheme::GitHub | Scheme::Shopify => {
                 let signatures = || {
-                    headers.get_all(scheme.header()).iter().filter_map(|value| {
+                    values.iter().filter_map(|value| {
                         let value = trim(value.as_bytes());
                         if scheme == Scheme::GitHub {
                             value.strip_prefix(b"sha256=").and_then(decode_hex_tag)
@@ -361,7 +367,8 @@ impl Verifier {
                         }
                     })
                 };
-                self.match_any(scheme, None, signatures, |secret| {
+                let candidates = Candidates::collect(signatures());
+                self.match_any(scheme, None, &candidates, signatures, |secret| {
                     Some(tag(secret.string_key(), &[body]))
                 })
             }
@@ -386,6 +393,7 @@ impl Verifier {
         self.match_any(
             scheme,
             Some(timestamp),
+            &header.candidates,
             || header.v1_signatures(),
             |secret| Some(tag(secret.string_key(), &[ts, b".", body])),
         )
@@ -411,18 +419,21 @@ impl Verifier {
         Ok(())
     }
 
-    /// Computes each secret's tag once and compares it, in constant time, with every candidate.
+    /// Computes each secret's tag once and compares it, in constant time, with every candidate:
+    /// the buffered ones, then (only when the header had more than the buffer holds) the rest,
+    /// decoded again from `all_candidates`.
     fn match_any<I>(
         &self,
         scheme: Scheme,
         timestamp: Option<i64>,
-        candidates: impl Fn() -> I,
+        candidates: &Candidates,
+        all_candidates: impl Fn() -> I,
         expected_for: impl Fn(&Secret) -> Option<[u8; TAG_LEN]>,
     ) -> Result<Verified, VerifyError>
     where
         I: Iterator<Item = [u8; TAG_LEN]>,
     {
-        if candidates().next().is_none() {
+        if candidates.is_empty() {
             return Err(VerifyError::MalformedHeader { scheme });
         }
         for (secret_index, secret) in self.secrets.iter().enumerate() {
@@ -430,8 +441,13 @@ impl Verifier {
                 continue;
             };
             let mut matched = subtle::Choice::from(0);
-            for candidate in candidates() {
-                matched |= expected.ct_eq(&candidate);
+            for candidate in candidates.buffered() {
+                matched |= tags_equal(&expected, candidate);
+            }
+            if candidates.overflowed() {
+                for candidate in all_candidates().skip(BUFFERED_SIGNATURES) {
+                    matched |= tags_equal(&expected, &candidate);
+                }
             }
             if bool::from(matched) {
                 return Ok(Verified {
