@@ -73,6 +73,19 @@ pub fn endpoint_from_json(json: &str) -> Result<Endpoint, StoreError> {
         })
 }
 
+/// The envelope's `created_at` read from an event body, or `None` when the body is not an
+/// envelope with a valid time (custom bodies are stored all the same).
+pub fn event_created_at(body: &[u8]) -> Option<OffsetDateTime> {
+    #[derive(serde::Deserialize)]
+    struct CreatedAt {
+        #[serde(with = "time::serde::rfc3339")]
+        created_at: OffsetDateTime,
+    }
+    serde_json::from_slice::<CreatedAt>(body)
+        .ok()
+        .map(|found| found.created_at)
+}
+
 /// Wraps a database driver's error.
 pub fn backend(err: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Backend(Box::new(err))
@@ -88,5 +101,16 @@ mod tests {
         let at = datetime!(2024-11-10 10:30:00.123456 UTC);
         assert_eq!(from_micros(to_micros(at)).unwrap(), at);
         assert!(from_micros(i64::MAX).is_err());
+    }
+
+    #[test]
+    fn created_at_is_read_from_envelopes_only() {
+        let body = br#"{"id":"evt_1","type":"x.y","created_at":"2024-11-10T10:30:00Z","data":{}}"#;
+        assert_eq!(
+            event_created_at(body),
+            Some(datetime!(2024-11-10 10:30:00 UTC))
+        );
+        assert_eq!(event_created_at(b"{}"), None);
+        assert_eq!(event_created_at(b"not json"), None);
     }
 }
