@@ -7,7 +7,8 @@
 //! ```
 //!
 //! A plain harness (no criterion): each case runs a fixed number of iterations and prints the
-//! median and the 90th percentile. After every iteration the 100 delivered rows are replaced by
+//! median and the 90th percentile; the two backlogs' batches alternate so that load from other
+//! processes falls on both alike. After every iteration the 100 delivered rows are replaced by
 //! 100 new pending ones (untimed), so the backlog stays at its size throughout.
 
 use std::time::{Duration as StdDuration, Instant};
@@ -25,7 +26,7 @@ use time::{Duration, OffsetDateTime};
 /// Deliveries claimed per batch.
 const BATCH: usize = 100;
 /// Timed iterations per case.
-const ITERATIONS: usize = 40;
+const ITERATIONS: usize = 60;
 /// Endpoints every event fans out to: the backlog is built 100 deliveries per emit.
 const ENDPOINTS: usize = 100;
 /// The backlog sizes compared side by side.
@@ -64,8 +65,8 @@ fn delivered(at: OffsetDateTime) -> AttemptOutcome {
     )
 }
 
-/// Fills `store` with `backlog` pending deliveries, then times claim-and-record batches.
-async fn bench_backlog<S: Store>(store: &S, name: &'static str, backlog: usize) -> Timings {
+/// Fills `store` with `backlog` pending deliveries.
+async fn fill<S: Store>(store: &S, name: &'static str, backlog: usize) -> Timings {
     let started = Instant::now();
     for _ in 0..ENDPOINTS {
         let endpoint = Endpoint::new(
@@ -84,38 +85,47 @@ async fn bench_backlog<S: Store>(store: &S, name: &'static str, backlog: usize) 
         let at = NOW - Duration::seconds(secs);
         store.emit(&event(at), at).await.expect("emit");
     }
-    let setup = started.elapsed();
-
-    let mut timings = Timings {
+    Timings {
         store: name,
         backlog,
-        setup,
+        setup: started.elapsed(),
         claim: Vec::new(),
         record: Vec::new(),
         total: Vec::new(),
-    };
-    for _ in 0..ITERATIONS {
-        let start = Instant::now();
-        let claims = store
-            .claim(NOW, BATCH, Duration::minutes(1))
-            .await
-            .expect("claim");
-        let claimed = start.elapsed();
-        assert_eq!(claims.len(), BATCH, "the backlog ran dry");
-        for claim in &claims {
-            store
-                .record_attempt(claim, &delivered(NOW), NOW)
-                .await
-                .expect("record");
-        }
-        let total = start.elapsed();
-        timings.claim.push(claimed);
-        timings.record.push(total.saturating_sub(claimed));
-        timings.total.push(total);
-        // Top the backlog up again (untimed): one event, one delivery per endpoint.
-        store.emit(&event(NOW), NOW).await.expect("emit");
     }
-    timings
+}
+
+/// One timed batch: claim 100, record a `200` for each. Then (untimed) one more event tops the
+/// backlog up by the 100 deliveries just finished.
+async fn batch<S: Store>(store: &S, timings: &mut Timings) {
+    let start = Instant::now();
+    let claims = store
+        .claim(NOW, BATCH, Duration::minutes(1))
+        .await
+        .expect("claim");
+    let claimed = start.elapsed();
+    assert_eq!(claims.len(), BATCH, "the backlog ran dry");
+    for claim in &claims {
+        store
+            .record_attempt(claim, &delivered(NOW), NOW)
+            .await
+            .expect("record");
+    }
+    let total = start.elapsed();
+    timings.claim.push(claimed);
+    timings.record.push(total.saturating_sub(claimed));
+    timings.total.push(total);
+    store.emit(&event(NOW), NOW).await.expect("emit");
+}
+
+/// Runs the batches of every case in turn (1k, 100k, 1k, …), so that load from other processes
+/// on a shared machine falls on both backlogs alike.
+async fn interleave<S: Store>(cases: &mut [(S, Timings)]) {
+    for _ in 0..ITERATIONS {
+        for (store, timings) in cases.iter_mut() {
+            batch(store, timings).await;
+        }
+    }
 }
 
 fn percentile(samples: &[StdDuration], percent: usize) -> StdDuration {
@@ -155,19 +165,24 @@ fn print(rows: &[Timings]) {
 }
 
 async fn sqlite(rows: &mut Vec<Timings>) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut cases = Vec::new();
     for backlog in BACKLOGS {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let store = SqliteStore::open(dir.path().join("bench.db"), config())
-            .await
-            .expect("open");
-        rows.push(bench_backlog(&store, "sqlite", backlog).await);
+        let path = dir.path().join(format!("bench-{backlog}.db"));
+        let store = SqliteStore::open(path, config()).await.expect("open");
+        let timings = fill(&store, "sqlite", backlog).await;
+        cases.push((store, timings));
+    }
+    interleave(&mut cases).await;
+    for (store, timings) in cases {
         store.close().await;
+        rows.push(timings);
     }
 }
 
 /// PostgreSQL goes here: when `NOPOS_WEBHOOKS_TEST_POSTGRES` is set, open the PostgreSQL store
-/// (in a fresh schema) for each backlog and push `bench_backlog(&store, "postgres", backlog)`,
-/// exactly as [`sqlite`] does. Until the store exists it prints why it is skipped.
+/// (in a fresh schema) for each backlog, `fill` it, `interleave` the cases and push their
+/// timings, exactly as [`sqlite`] does. Until the store exists it prints why it is skipped.
 #[allow(clippy::unused_async)] // the PostgreSQL variant awaits
 async fn postgres(_rows: &mut Vec<Timings>) {
     if std::env::var_os("NOPOS_WEBHOOKS_TEST_POSTGRES").is_some() {

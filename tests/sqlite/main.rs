@@ -247,23 +247,55 @@ async fn fan_out_to_ten_thousand_endpoints_is_batched() {
     close(store).await;
 }
 
+/// The query plan of `sql` (bound with two integers), as one line.
+async fn plan(store: &SqliteStore, sql: &'static str) -> String {
+    let rows = sqlx::query(sql)
+        .bind(0_i64)
+        .bind(100_i64)
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    let detail: Vec<String> = rows.iter().map(|row| row.get("detail")).collect();
+    detail.join("; ")
+}
+
 #[tokio::test]
-async fn claiming_walks_the_due_index() {
+async fn claims_and_endpoint_changes_search_their_indexes() {
     let store = open().await.unwrap();
-    // The same query as `claim`: the plan must search the partial index, not scan and sort.
-    let plan = sqlx::query(
+    // The same queries as the store's: each must search a (partial) index, never scan the table
+    // or sort every due row, so they cost the same at any backlog.
+    let due = plan(
+        &store,
         "EXPLAIN QUERY PLAN SELECT state, lease_token, lease_until FROM nopos_deliveries \
          WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at LIMIT ?",
     )
-    .bind(0_i64)
-    .bind(100_i64)
-    .fetch_all(store.pool())
-    .await
-    .unwrap();
-    let detail: Vec<String> = plan.iter().map(|row| row.get("detail")).collect();
-    let detail = detail.join("; ");
-    assert!(detail.contains("nopos_deliveries_due"), "{detail}");
-    assert!(!detail.contains("TEMP B-TREE"), "{detail}");
+    .await;
+    assert!(
+        due.contains("SEARCH nopos_deliveries USING INDEX nopos_deliveries_due"),
+        "{due}"
+    );
+    assert!(!due.contains("TEMP B-TREE"), "{due}");
+    let expired = plan(
+        &store,
+        "EXPLAIN QUERY PLAN SELECT state, lease_token, lease_until FROM nopos_deliveries \
+         WHERE lease_until IS NOT NULL AND lease_until <= ? AND ? > 0 ORDER BY lease_until",
+    )
+    .await;
+    assert!(
+        expired.contains("USING INDEX nopos_deliveries_lease"),
+        "{expired}"
+    );
+    let unfinished = plan(
+        &store,
+        "EXPLAIN QUERY PLAN SELECT state, lease_token, lease_until FROM nopos_deliveries \
+         WHERE endpoint_id = ? AND ? > 0 \
+         AND status IN ('pending', 'in_flight', 'retry_scheduled', 'paused')",
+    )
+    .await;
+    assert!(
+        unfinished.contains("USING INDEX nopos_deliveries_unfinished"),
+        "{unfinished}"
+    );
     close(store).await;
 }
 

@@ -859,14 +859,14 @@ async fn change_deliveries(
     change: EndpointChange,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
+    // The statuses are literals, as in the partial index `nopos_deliveries_unfinished`, so that
+    // SQLite can use it: every status that is not final.
     let rows = sqlx::query(
         "SELECT state, lease_token, lease_until FROM nopos_deliveries \
-         WHERE endpoint_id = ? AND status NOT IN (?, ?, ?)",
+         WHERE endpoint_id = ? \
+         AND status IN ('pending', 'in_flight', 'retry_scheduled', 'paused')",
     )
     .bind(endpoint.id.as_str())
-    .bind(DeliveryStatus::Delivered.as_str())
-    .bind(DeliveryStatus::Failed.as_str())
-    .bind(DeliveryStatus::Cancelled.as_str())
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
@@ -946,5 +946,45 @@ fn not_found(kind: &'static str, id: &impl ToString) -> StoreError {
     StoreError::NotFound {
         kind,
         id: id.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The statuses written literally in `change_deliveries` and the partial index.
+    const UNFINISHED: [&str; 4] = ["pending", "in_flight", "retry_scheduled", "paused"];
+
+    #[test]
+    fn the_unfinished_index_lists_every_non_final_status() {
+        use DeliveryStatus::{
+            Cancelled, Delivered, Failed, InFlight, Paused, Pending, RetryScheduled,
+        };
+        // A new status fails to compile here, and must be added to the index and the query.
+        let every = |status: DeliveryStatus| match status {
+            Pending | InFlight | RetryScheduled | Paused | Delivered | Failed | Cancelled => status,
+        };
+        for status in [
+            Pending,
+            InFlight,
+            RetryScheduled,
+            Paused,
+            Delivered,
+            Failed,
+            Cancelled,
+        ]
+        .map(every)
+        {
+            assert_eq!(
+                UNFINISHED.contains(&status.as_str()),
+                !status.is_final(),
+                "{status:?}"
+            );
+        }
+        let schema = include_str!("migrations/0001_schema.sql");
+        for status in UNFINISHED {
+            assert!(schema.contains(&format!("'{status}'")));
+        }
     }
 }
