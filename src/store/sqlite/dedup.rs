@@ -98,7 +98,7 @@ impl SqliteDeduplicator {
     /// [`DedupError::Unavailable`] when the database fails.
     pub async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, DedupError> {
         let result = sqlx::query("DELETE FROM nopos_dedup_seen WHERE seen_at <= ?")
-            .bind(to_micros(now - self.ttl))
+            .bind(to_micros(now.saturating_sub(self.ttl)))
             .execute(&self.pool)
             .await
             .map_err(DedupError::unavailable)?;
@@ -115,7 +115,7 @@ impl SqliteDeduplicator {
         )
         .bind(id.as_str())
         .bind(to_micros(now))
-        .bind(to_micros(now - self.ttl))
+        .bind(to_micros(now.saturating_sub(self.ttl)))
         .execute(&self.pool)
         .await
         .map_err(DedupError::unavailable)?

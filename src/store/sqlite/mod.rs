@@ -449,7 +449,7 @@ impl Store for SqliteStore {
                 event
             };
             let token = LeaseToken::generate();
-            let lease_until = now + lease;
+            let lease_until = now.saturating_add(lease);
             put_delivery(&mut tx, &state, Some((&token, lease_until))).await?;
             claims.push(Claim {
                 attempt,
