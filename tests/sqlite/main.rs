@@ -153,10 +153,40 @@ async fn a_failed_emit_in_leaves_the_callers_transaction_usable() {
         store.emit_in(&mut tx, &unknown, now).await,
         Err(StoreError::UnknownEventType(_))
     ));
-    store.emit_in(&mut tx, &sale, now).await.unwrap();
+
+    // A failure after the event row was written (a corrupt endpoint) rolls back to the
+    // savepoint: the event row goes, the sale stays.
+    let record: String = sqlx::query("SELECT record FROM nopos_endpoints")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap()
+        .get(0);
+    sqlx::query("UPDATE nopos_endpoints SET record = 'not json'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.emit_in(&mut tx, &sale, now).await,
+        Err(StoreError::Corrupt { .. })
+    ));
+    sqlx::query("UPDATE nopos_endpoints SET record = ?")
+        .bind(record)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let receipt = store.emit_in(&mut tx, &sale, now).await.unwrap();
+    assert!(
+        !receipt.duplicate,
+        "the failed emit left its event row behind"
+    );
+    assert_eq!(receipt.deliveries.len(), 1);
     tx.commit().await.unwrap();
     assert_eq!(count(&store, "SELECT COUNT(*) FROM sales").await, 1);
     assert_eq!(count(&store, "SELECT COUNT(*) FROM nopos_events").await, 1);
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM nopos_deliveries").await,
+        1
+    );
     close(store).await;
 }
 
