@@ -359,8 +359,7 @@ async fn claims_and_endpoint_changes_search_their_indexes() {
     let unfinished = plan(
         &store,
         "EXPLAIN QUERY PLAN SELECT state, lease_token, lease_until FROM nopos_deliveries \
-         WHERE endpoint_id = ? AND ? > 0 \
-         AND status IN ('pending', 'in_flight', 'retry_scheduled', 'paused')",
+         WHERE endpoint_id = ? AND ? > 0 AND finished = 0",
     )
     .await;
     assert!(
@@ -748,5 +747,52 @@ async fn deliveries_of_paused_endpoints_keep_their_status_column_in_step() {
         .unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(store.next_wakeup().await.unwrap(), Some(now));
+    close(store).await;
+}
+
+#[tokio::test]
+async fn the_finished_column_follows_the_state() {
+    let store = open().await.unwrap();
+    let now = t0();
+    let ep = endpoint(&["*"], now)
+        .with_retry_schedule(nopos_webhooks::RetrySchedule::new([Duration::ZERO]).unwrap());
+    store.create_endpoint(&ep).await.unwrap();
+    let id = store
+        .emit(&event(&EventType::CUSTOMER_CREATED, now), now)
+        .await
+        .unwrap()
+        .deliveries[0]
+        .clone();
+    let finished = || async {
+        sqlx::query("SELECT finished FROM nopos_deliveries")
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+            .get::<i64, _>(0)
+    };
+    assert_eq!(finished().await, 0);
+    let claim = store
+        .claim(now, 1, Duration::minutes(1))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(finished().await, 0);
+    store
+        .record_attempt(&claim, &status(500, now), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_delivery(&id).await.unwrap().status,
+        DeliveryStatus::Failed
+    );
+    assert_eq!(finished().await, 1);
+    store.replay(&id, now).await.unwrap();
+    assert_eq!(finished().await, 0);
+    store.delete_endpoint(&ep.id, now).await.unwrap();
+    assert_eq!(
+        store.get_delivery(&id).await.unwrap().status,
+        DeliveryStatus::Cancelled
+    );
+    assert_eq!(finished().await, 1);
     close(store).await;
 }

@@ -31,6 +31,9 @@ CREATE TABLE nopos_deliveries (
     -- No foreign key: deliveries (cancelled) and their attempts outlive a deleted endpoint.
     endpoint_id TEXT NOT NULL,
     status      TEXT NOT NULL,
+    -- 1 once the status is final (delivered, failed, cancelled). Written only when that changes
+    -- (finishing, or a replay), never by a claim: see the unfinished index below.
+    finished    INTEGER NOT NULL DEFAULT 0,
     -- Set while pending or retry-scheduled: when the next attempt is due.
     due_at      INTEGER,
     -- Set while in flight: who holds the delivery, and until when.
@@ -46,10 +49,11 @@ CREATE TABLE nopos_deliveries (
 CREATE INDEX nopos_deliveries_due ON nopos_deliveries (due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX nopos_deliveries_lease ON nopos_deliveries (lease_until) WHERE lease_until IS NOT NULL;
 CREATE INDEX nopos_deliveries_endpoint ON nopos_deliveries (endpoint_id, created_at, id);
--- Disabling, enabling or deleting an endpoint touches only its unfinished deliveries, however
--- many finished ones it has. (Queries must repeat this WHERE literally to use the index.)
-CREATE INDEX nopos_deliveries_unfinished ON nopos_deliveries (endpoint_id)
-    WHERE status IN ('pending', 'in_flight', 'retry_scheduled', 'paused');
+-- Disabling, enabling or deleting an endpoint reads only its unfinished deliveries, however
+-- many finished ones it has. Keyed on `finished`, not `status`: SQLite rewrites a partial
+-- index's entry whenever an UPDATE sets a column of its WHERE, and `status` changes on every
+-- claim. (Queries must repeat the WHERE literally to use the index.)
+CREATE INDEX nopos_deliveries_unfinished ON nopos_deliveries (endpoint_id) WHERE finished = 0;
 CREATE INDEX nopos_deliveries_event ON nopos_deliveries (event_id);
 CREATE INDEX nopos_deliveries_created ON nopos_deliveries (created_at, id);
 
