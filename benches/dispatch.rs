@@ -257,10 +257,90 @@ async fn throughput() {
     }
 }
 
-/// The durable stores, when their features are enabled (filled in per store below).
-#[allow(clippy::unused_async)]
-async fn extra_stores(_receiver: &Receiver) -> Vec<(&'static str, StdDuration)> {
-    Vec::new()
+/// The durable stores, when their features are enabled: SQLite always, PostgreSQL when
+/// `NOPOS_WEBHOOKS_TEST_POSTGRES` is set.
+async fn extra_stores(receiver: &Receiver) -> Vec<(&'static str, StdDuration)> {
+    let mut rows = Vec::new();
+    #[cfg(feature = "sqlite")]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let store = nopos_webhooks::store::sqlite::SqliteStore::open(
+            dir.path().join("bench.db"),
+            store_config(),
+        )
+        .await
+        .unwrap();
+        rows.push((
+            "dispatcher + SQLite store",
+            dispatch(receiver, Arc::new(store), EVENTS).await,
+        ));
+    }
+    #[cfg(feature = "postgres")]
+    if let Ok(url) = std::env::var("NOPOS_WEBHOOKS_TEST_POSTGRES") {
+        use nopos_webhooks::store::postgres::PostgresStore;
+        let schema = format!("bench_dispatch_{}", std::process::id());
+        let store = Arc::new(
+            PostgresStore::connect_with_schema(&url, &schema, store_config())
+                .await
+                .unwrap(),
+        );
+        rows.push((
+            "dispatcher + PostgreSQL store",
+            dispatch(receiver, Arc::clone(&store), EVENTS).await,
+        ));
+        let sql = format!("DROP SCHEMA \"{schema}\" CASCADE");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    let _ = receiver;
+    rows
+}
+
+/// Drains a backlog of `n` pending deliveries from a SQLite file and reports the process's peak
+/// resident memory during the drain (the backlog is written first, then the peak is reset).
+#[cfg(feature = "sqlite")]
+async fn drain(n: usize) {
+    use nopos_webhooks::store::sqlite::SqliteStore;
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(dir.path().join("drain.db"), store_config())
+            .await
+            .unwrap(),
+    );
+    store
+        .create_endpoint(&endpoint(&receiver.url()))
+        .await
+        .unwrap();
+    // The backlog goes in through the outbox, in one transaction: one flush, not `n`.
+    let mut tx = store.pool().begin().await.unwrap();
+    for _ in 0..n {
+        store
+            .emit_in(&mut tx, &event(), OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    // Writing 5 to clear_refs resets the peak-RSS counter (VmHWM), so only the drain counts.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    receiver.expect(n);
+    let dispatcher = Dispatcher::with_config(Arc::clone(&store), client(), dispatcher_config());
+    let start = Instant::now();
+    dispatcher.run(receiver.wait()).await.unwrap();
+    let elapsed = start.elapsed();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let peak = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .unwrap_or("VmHWM: unknown");
+    println!(
+        "drained {n} deliveries from SQLite in {:.1} s ({:.0}/s); peak RSS during the drain: {}",
+        elapsed.as_secs_f64(),
+        rate(n, elapsed),
+        peak.trim_start_matches("VmHWM:").trim()
+    );
 }
 
 fn main() {
@@ -271,6 +351,15 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--list") {
         println!("throughput: bench");
+        return;
+    }
+    #[cfg(feature = "sqlite")]
+    if let Some(at) = args.iter().position(|a| a == "drain") {
+        let n = args
+            .get(at + 1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(100_000);
+        runtime.block_on(drain(n));
         return;
     }
     if let Ok(n) = std::env::var("NOPOS_BENCH_PROFILE_MEMORY") {

@@ -29,8 +29,9 @@
 //!
 //! ## Features
 //! Default features are empty. `tower` adds `tower::VerifyLayer` for any tower or hyper
-//! service; `axum` adds an extractor for [`VerifiedEvent`] (and includes `tower`). Adapters read
-//! the system clock and the network; the core never does.
+//! service; `axum` adds an extractor for [`VerifiedEvent`] (and includes `tower`); `memory` and
+//! `sqlite` add [`store`] backends, the SQLite one with a transactional outbox and a
+//! deduplicator. Adapters read the system clock and the network or disk; the core never does.
 //!
 //! ```
 //! use nopos_webhooks::{Envelope, Event, EventId, TransactionCompleted};

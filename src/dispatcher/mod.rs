@@ -153,6 +153,11 @@ struct Shared<S, C> {
 
 /// A claim waiting for a worker, with its place in the held count.
 type Queued = (Claim, OwnedSemaphorePermit);
+/// A sent attempt waiting to be recorded, still holding its place.
+type Sent = (Claim, AttemptOutcome, OwnedSemaphorePermit);
+
+/// Most outcomes written in one `record_attempts` call.
+const MAX_RECORD_BATCH: usize = 256;
 
 /// What the claiming loop should do next.
 enum Next {
@@ -212,11 +217,18 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (queue_tx, queue_rx) = mpsc::channel(self.shared.held.available_permits().max(1));
         let queue_rx = Arc::new(tokio::sync::Mutex::new(queue_rx));
+        // Outcomes go to one recorder, which writes whatever has accumulated in one call (group
+        // commit): the SQL stores then flush once per batch instead of once per delivery.
+        let (outcome_tx, outcome_rx) = mpsc::unbounded_channel();
+        let recorder = tokio::spawn(self.clone().recorder(outcome_rx));
         let mut workers = JoinSet::new();
         for _ in 0..self.shared.config.max_in_flight {
-            let worker = self.clone().worker(Arc::clone(&queue_rx), stop_rx.clone());
+            let worker =
+                self.clone()
+                    .worker(Arc::clone(&queue_rx), outcome_tx.clone(), stop_rx.clone());
             workers.spawn(worker);
         }
+        drop(outcome_tx);
         tokio::pin!(shutdown);
         loop {
             let next = match self.claim_into(&queue_tx).await {
@@ -260,6 +272,8 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
             tracing::warn!(remaining = workers.len(), "shutdown grace period over");
             workers.abort_all();
         }
+        // With every worker gone, the recorder writes what is left and stops.
+        let _ = recorder.await;
         Ok(())
     }
 
@@ -303,6 +317,7 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
     async fn worker(
         self,
         queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Queued>>>,
+        outcomes: mpsc::UnboundedSender<Sent>,
         stop: watch::Receiver<bool>,
     ) {
         loop {
@@ -312,17 +327,35 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
             };
             if *stop.borrow() {
                 self.release(&claim).await;
-            } else {
-                let span = tracing::info_span!(
-                    "nopos_webhooks.attempt",
-                    delivery_id = %claim.attempt.delivery_id,
-                    event_id = %claim.attempt.event_id,
-                    endpoint_id = %claim.attempt.endpoint_id,
-                    attempt = claim.attempt.attempt,
-                );
-                self.attempt(claim, stop.clone()).instrument(span).await;
+                continue;
             }
-            drop(permit);
+            let span = tracing::info_span!(
+                "nopos_webhooks.attempt",
+                delivery_id = %claim.attempt.delivery_id,
+                event_id = %claim.attempt.event_id,
+                endpoint_id = %claim.attempt.endpoint_id,
+                attempt = claim.attempt.attempt,
+            );
+            if let Some(outcome) = self.attempt(&claim, stop.clone()).instrument(span).await {
+                // The permit travels with the outcome: the claim is held until it is recorded.
+                let _ = outcomes.send((claim, outcome, permit));
+            }
+        }
+    }
+
+    /// Records outcomes in batches of whatever arrived while the previous batch was written.
+    async fn recorder(self, mut outcomes: mpsc::UnboundedReceiver<Sent>) {
+        while let Some(first) = outcomes.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_RECORD_BATCH {
+                match outcomes.try_recv() {
+                    Ok(sent) => batch.push(sent),
+                    Err(_) => break,
+                }
+            }
+            self.record(&batch).await;
+            drop(batch);
+            self.shared.recorded.notify_one();
         }
     }
 
@@ -351,7 +384,13 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
         )
     }
 
-    async fn attempt(&self, claim: Claim, mut stop: watch::Receiver<bool>) {
+    /// Sends one claimed attempt once its endpoint has a free slot; `None` when it was given back
+    /// unsent instead (no slot in time, or shutting down).
+    async fn attempt(
+        &self,
+        claim: &Claim,
+        mut stop: watch::Receiver<bool>,
+    ) -> Option<AttemptOutcome> {
         let slots = self.endpoint_slots(&claim.endpoint.id);
         let wait = std_duration(self.shared.config.max_endpoint_wait);
         let slot = tokio::select! {
@@ -361,50 +400,59 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
         };
         let Some(_slot) = slot else {
             // Not sent: give it back so it is claimed again (by us or another worker).
-            self.release(&claim).await;
-            return;
+            self.release(claim).await;
+            return None;
         };
-        let outcome = send_attempt(
-            &self.shared.client,
-            &claim.endpoint,
-            &claim.attempt,
-            &claim.event,
+        Some(
+            send_attempt(
+                &self.shared.client,
+                &claim.endpoint,
+                &claim.attempt,
+                &claim.event,
+            )
+            .await,
         )
-        .await;
-        self.record(&claim, &outcome).await;
     }
 
-    async fn record(&self, claim: &Claim, outcome: &AttemptOutcome) {
-        // A transient database error must not lose the outcome: retry a few times before leaving
-        // it to the lease (the attempt is then settled as lost and retried).
+    async fn record(&self, batch: &[Sent]) {
+        let items: Vec<(&Claim, &AttemptOutcome)> = batch
+            .iter()
+            .map(|(claim, outcome, _)| (claim, outcome))
+            .collect();
+        // A transient database error must not lose the outcomes: retry a few times before
+        // leaving them to their leases (the attempts are then settled as lost and retried).
         for pause_ms in [0, 100, 500, 2_000] {
             if pause_ms > 0 {
                 tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
             }
-            match self
-                .shared
-                .store
-                .record_attempt(claim, outcome, now())
-                .await
-            {
-                Ok(recorded) => {
-                    self.shared.recorded.notify_one();
-                    tracing::debug!(
-                        status = recorded.state.status.as_str(),
-                        class = ?outcome.class(),
-                        "attempt recorded"
-                    );
-                    if let Some(reason) = recorded.endpoint_disabled {
-                        tracing::warn!(endpoint_id = %claim.endpoint.id, ?reason, "endpoint disabled");
+            let results = match self.shared.store.record_attempts(&items, now()).await {
+                Ok(results) => results,
+                Err(err) => {
+                    tracing::warn!(error = %err, outcomes = items.len(), "recording outcomes failed");
+                    continue;
+                }
+            };
+            for ((claim, outcome), result) in items.iter().zip(results) {
+                match result {
+                    Ok(recorded) => {
+                        tracing::debug!(
+                            delivery_id = %claim.attempt.delivery_id,
+                            status = recorded.state.status.as_str(),
+                            class = ?outcome.class(),
+                            "attempt recorded"
+                        );
+                        if let Some(reason) = recorded.endpoint_disabled {
+                            tracing::warn!(endpoint_id = %claim.endpoint.id, ?reason, "endpoint disabled");
+                        }
                     }
-                    return;
+                    Err(err) => tracing::warn!(
+                        delivery_id = %claim.attempt.delivery_id,
+                        error = %err,
+                        "outcome not recorded"
+                    ),
                 }
-                Err(StoreError::LeaseLost(_)) => {
-                    tracing::warn!("lease lost before the outcome was recorded");
-                    return;
-                }
-                Err(err) => tracing::warn!(error = %err, "recording the outcome failed"),
             }
+            return;
         }
     }
 }

@@ -83,7 +83,8 @@ impl DedupError {
 /// wants a synchronous answer calls [`MemoryDeduplicator::check_and_mark`] directly.
 ///
 /// # Implementing it on a store
-/// A store-backed implementation (planned for the SQLite and PostgreSQL stores) keeps a table of
+/// A store-backed implementation (`store::sqlite::SqliteDeduplicator` with the `sqlite`
+/// feature; PostgreSQL planned) keeps a table of
 /// `(event_id primary key, seen_at)`: `check_and_mark` is one
 /// `INSERT … ON CONFLICT (event_id) DO UPDATE SET seen_at = now WHERE seen_at <= now - ttl`
 /// whose affected-row count says new or duplicate, `forget` is a `DELETE`, and expired rows are

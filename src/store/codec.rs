@@ -64,13 +64,36 @@ pub fn endpoint_to_json(endpoint: &Endpoint) -> Result<String, StoreError> {
 /// # Errors
 /// [`StoreError::Corrupt`] when the document or a secret in it is invalid.
 pub fn endpoint_from_json(json: &str) -> Result<Endpoint, StoreError> {
-    let record: EndpointRecord = from_json("endpoint", json)?;
+    // serde_json's messages quote the offending value, which here may be a secret: say only
+    // what kind of error it was and where.
+    let record: EndpointRecord = serde_json::from_str(json).map_err(|err| StoreError::Corrupt {
+        what: "endpoint",
+        message: format!(
+            "invalid endpoint document ({:?} error at line {} column {})",
+            err.classify(),
+            err.line(),
+            err.column()
+        ),
+    })?;
     record
         .into_endpoint(OffsetDateTime::UNIX_EPOCH)
         .map_err(|err| StoreError::Corrupt {
             what: "endpoint",
             message: err.to_string(),
         })
+}
+
+/// The envelope's `created_at` read from an event body, or `None` when the body is not an
+/// envelope with a valid time (custom bodies are stored all the same).
+pub fn event_created_at(body: &[u8]) -> Option<OffsetDateTime> {
+    #[derive(serde::Deserialize)]
+    struct CreatedAt {
+        #[serde(with = "time::serde::rfc3339")]
+        created_at: OffsetDateTime,
+    }
+    serde_json::from_slice::<CreatedAt>(body)
+        .ok()
+        .map(|found| found.created_at)
 }
 
 /// Wraps a database driver's error.
@@ -88,5 +111,28 @@ mod tests {
         let at = datetime!(2024-11-10 10:30:00.123456 UTC);
         assert_eq!(from_micros(to_micros(at)).unwrap(), at);
         assert!(from_micros(i64::MAX).is_err());
+    }
+
+    #[test]
+    fn endpoint_errors_never_quote_the_document() {
+        let secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+        let json = format!(r#"{{"id":"wh_1","secrets":"{secret}"}}"#);
+        let Err(err) = endpoint_from_json(&json) else {
+            panic!("decoded a broken endpoint");
+        };
+        let message = err.to_string();
+        assert!(!message.contains("C2FVsBQIhrsc"), "{message}");
+        assert!(message.contains("line 1"), "{message}");
+    }
+
+    #[test]
+    fn created_at_is_read_from_envelopes_only() {
+        let body = br#"{"id":"evt_1","type":"x.y","created_at":"2024-11-10T10:30:00Z","data":{}}"#;
+        assert_eq!(
+            event_created_at(body),
+            Some(datetime!(2024-11-10 10:30:00 UTC))
+        );
+        assert_eq!(event_created_at(b"{}"), None);
+        assert_eq!(event_created_at(b"not json"), None);
     }
 }

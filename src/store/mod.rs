@@ -13,6 +13,9 @@ pub mod memory;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub mod sqlite;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -502,6 +505,26 @@ pub trait Store: Send + Sync {
         outcome: &AttemptOutcome,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Recorded, StoreError>> + Send;
+
+    /// Records several outcomes at once (group commit): the SQL stores write them in one
+    /// transaction with one commit, so a dispatcher's throughput is not bounded by one disk flush
+    /// per delivery. Each item gets its own result: a lost lease fails that item only. The whole
+    /// call fails only when the backend does, and then nothing is written.
+    ///
+    /// The provided implementation records the items one by one.
+    fn record_attempts(
+        &self,
+        batch: &[(&Claim, &AttemptOutcome)],
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<Result<Recorded, StoreError>>, StoreError>> + Send {
+        async move {
+            let mut results = Vec::with_capacity(batch.len());
+            for (claim, outcome) in batch {
+                results.push(self.record_attempt(claim, outcome, now).await);
+            }
+            Ok(results)
+        }
+    }
 
     /// Gives a claimed delivery back without an attempt (graceful shutdown before sending): it is
     /// due again at `now` and its attempt count is restored ([`release_state`]).

@@ -274,12 +274,10 @@ fn header_args(signed: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn serve_and_listen_deliver_the_announcement_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("hooks.db").display());
     let serve = Serve::start(
-        &[
-            "--database",
-            "memory://",
-            "--dangerous-allow-private-targets",
-        ],
+        &["--database", &database, "--dangerous-allow-private-targets"],
         &[],
     )
     .await;
@@ -806,14 +804,25 @@ async fn serve_refuses_private_targets_without_the_flag() {
 
 /// `serve` on `database`, stopped with Ctrl-C and started again: the endpoints, events and the
 /// generated API key are still there.
-async fn restart_keeps_endpoints_events_and_the_key(database: &str, key_file: &Path) {
+/// `key_file` is where the key's digest is expected: given with `--api-key-file`, or the
+/// default when `explicit` is false.
+async fn restart_keeps_endpoints_events_and_the_key(
+    database: &str,
+    key_file: &Path,
+    explicit: bool,
+) {
     let key_file = key_file.to_str().unwrap();
-    let args = ["--database", database, "--api-key-file", key_file];
+    let mut args = vec!["--database", database];
+    if explicit {
+        args.extend_from_slice(&["--api-key-file", key_file]);
+    }
     let first = Serve::start(&args, &[]).await;
     let key = first
         .generated_key()
         .expect("a generated key at the first start");
     assert!(first.key_line.contains(key_file), "{}", first.key_line);
+    let stored = std::fs::read_to_string(key_file).unwrap();
+    assert!(!stored.contains(&key), "the key itself is never stored");
     let api = Api {
         base: &first.base,
         key: &key,
@@ -883,7 +892,17 @@ async fn serve_on_postgres_keeps_everything_across_a_restart() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    restart_keeps_endpoints_events_and_the_key(&url, &dir.path().join("pg.api-key")).await;
+    restart_keeps_endpoints_events_and_the_key(&url, &dir.path().join("pg.api-key"), true).await;
+}
+
+#[tokio::test]
+async fn serve_on_sqlite_keeps_everything_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nopos-webhooks.db");
+    let database = format!("sqlite://{}", file.display());
+    // The default key file: next to the database file.
+    let key_file = dir.path().join("nopos-webhooks.db.api-key");
+    restart_keeps_endpoints_events_and_the_key(&database, &key_file, false).await;
 }
 
 /// The Python interpreter of `.ci/run`'s venv, or `None` after a notice.

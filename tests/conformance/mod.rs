@@ -653,6 +653,47 @@ pub async fn release_gives_the_attempt_back<S: Store>(store: &S) {
     ));
 }
 
+pub async fn batched_recording_fails_only_the_lost_items<S: Store>(store: &S) {
+    let now = t0();
+    store.create_endpoint(&endpoint(&["*"], now)).await.unwrap();
+    for _ in 0..3 {
+        store
+            .emit(&event(&EventType::TRANSACTION_COMPLETED, now), now)
+            .await
+            .unwrap();
+    }
+    let claims = store.claim(now, 10, Duration::seconds(30)).await.unwrap();
+    assert_eq!(claims.len(), 3);
+    // The first claim's outcome is recorded alone; recording it again in the batch is refused.
+    store
+        .record_attempt(&claims[0], &status(200, now), now)
+        .await
+        .unwrap();
+    let ok = status(200, now);
+    let failed = status(500, now);
+    let batch = [(&claims[0], &ok), (&claims[1], &ok), (&claims[2], &failed)];
+    let results = store.record_attempts(&batch, now).await.unwrap();
+    assert_eq!(results.len(), 3);
+    assert!(matches!(results[0], Err(StoreError::LeaseLost(_))));
+    assert_eq!(
+        results[1].as_ref().unwrap().state.status,
+        DeliveryStatus::Delivered
+    );
+    assert_eq!(
+        results[2].as_ref().unwrap().state.status,
+        DeliveryStatus::RetryScheduled
+    );
+    for (claim, expected) in claims.iter().zip([1, 1, 1]) {
+        let log = store.attempts(&claim.attempt.delivery_id).await.unwrap();
+        assert_eq!(log.len(), expected);
+    }
+    let health = store.endpoint_health(&claims[0].endpoint.id).await.unwrap();
+    assert_eq!(
+        health.consecutive_failures, 1,
+        "the batch's outcomes all reach the health record"
+    );
+}
+
 /// Expands to one `#[tokio::test]` per conformance case. `$open` is an async expression giving
 /// `Option<S>` (None skips the case); `$close` is an async fn taking the store afterwards.
 #[macro_export]
@@ -672,6 +713,7 @@ macro_rules! conformance_suite {
             bad_input_is_refused_and_changes_nothing,
             listing_filters_and_orders,
             release_gives_the_attempt_back,
+            batched_recording_fails_only_the_lost_items,
         );
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

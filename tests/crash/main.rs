@@ -48,7 +48,7 @@ fn config() -> StoreConfig {
 enum Spec {
     Sqlite(String),
     #[cfg(feature = "postgres")]
-    Postgres(String, String),
+    Postgres(String),
 }
 
 impl Spec {
@@ -56,7 +56,7 @@ impl Spec {
         match self {
             Spec::Sqlite(path) => format!("sqlite:{path}"),
             #[cfg(feature = "postgres")]
-            Spec::Postgres(_, schema) => format!("postgres:{schema}"),
+            Spec::Postgres(schema) => format!("postgres:{schema}"),
         }
     }
 }
@@ -79,7 +79,7 @@ fn child_process_entry_point() {
             .build()
             .unwrap();
         let dispatcher_config = DispatcherConfig::default()
-            .lease(Duration::seconds(2))
+            .lease(Duration::seconds(5))
             .poll_interval(Duration::milliseconds(200))
             .shutdown_grace(Duration::seconds(20));
         // Shut down gracefully when the parent closes our stdin.
@@ -153,7 +153,6 @@ struct Seen {
 #[derive(Clone)]
 struct Receiver {
     seen: Arc<Mutex<Seen>>,
-    distinct: watch::Sender<usize>,
     total: watch::Sender<usize>,
 }
 
@@ -173,8 +172,6 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
             seen.overlaps += 1;
         }
         seen.requests.push((delivery.clone(), event, body));
-        let distinct: HashSet<&String> = seen.requests.iter().map(|(d, _, _)| d).collect();
-        receiver.distinct.send_replace(distinct.len());
         receiver.total.send_replace(seen.requests.len());
     }
     // A little work, so that requests are in flight when a dispatcher is killed.
@@ -186,7 +183,6 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
 async fn start_receiver() -> (Receiver, String) {
     let receiver = Receiver {
         seen: Arc::new(Mutex::new(Seen::default())),
-        distinct: watch::channel(0).0,
         total: watch::channel(0).0,
     };
     let app = Router::new()
@@ -206,6 +202,26 @@ async fn wait_for(counter: &watch::Sender<usize>, at_least: usize, within: StdDu
         .await
         .unwrap_or_else(|_| panic!("only {} of {at_least} within {within:?}", *counter.borrow()))
         .unwrap();
+}
+
+/// Waits until the store has `n` delivered deliveries. Outcomes are recorded by another process,
+/// so there is nothing to await: the store is checked every 100 ms, up to `within`.
+async fn wait_until_delivered<S: Store>(store: &S, n: usize, within: StdDuration) {
+    let query = DeliveryQuery::default()
+        .status(DeliveryStatus::Delivered)
+        .limit(usize::MAX);
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let delivered = store.list_deliveries(&query).await.unwrap().len();
+        if delivered >= n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {delivered} of {n} delivered within {within:?}"
+        );
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
 }
 
 async fn prepare<S: Store>(store: &S, url: &str, events: usize) -> HashSet<String> {
@@ -239,27 +255,29 @@ async fn check_all_delivered<S: Store>(
     receiver: &Receiver,
     events: &HashSet<String>,
 ) -> usize {
-    let seen = receiver.seen.lock().unwrap();
-    let mut first: HashMap<&str, (&str, &Bytes)> = HashMap::new();
-    let mut duplicates = 0;
-    for (delivery, event, body) in &seen.requests {
-        match first.get(delivery.as_str()) {
-            Some((first_event, first_body)) => {
-                duplicates += 1;
-                assert_eq!(
-                    first_event, event,
-                    "a duplicate of {delivery} changed event id"
-                );
-                assert_eq!(*first_body, body, "a duplicate of {delivery} changed bytes");
-            }
-            None => {
-                first.insert(delivery, (event, body));
+    let duplicates = {
+        let seen = receiver.seen.lock().unwrap();
+        let mut first: HashMap<&str, (&str, &Bytes)> = HashMap::new();
+        let mut duplicates = 0;
+        for (delivery, event, body) in &seen.requests {
+            match first.get(delivery.as_str()) {
+                Some((first_event, first_body)) => {
+                    duplicates += 1;
+                    assert_eq!(
+                        first_event, event,
+                        "a duplicate of {delivery} changed event id"
+                    );
+                    assert_eq!(*first_body, body, "a duplicate of {delivery} changed bytes");
+                }
+                None => {
+                    first.insert(delivery, (event, body));
+                }
             }
         }
-    }
-    let arrived: HashSet<String> = seen.requests.iter().map(|(_, e, _)| e.clone()).collect();
-    assert_eq!(&arrived, events, "every event arrives");
-    drop(seen);
+        let arrived: HashSet<String> = seen.requests.iter().map(|(_, e, _)| e.clone()).collect();
+        assert_eq!(&arrived, events, "every event arrives");
+        duplicates
+    };
     let all = DeliveryQuery::default().limit(usize::MAX);
     let states = store.list_deliveries(&all).await.unwrap();
     assert_eq!(states.len(), events.len());
@@ -268,11 +286,15 @@ async fn check_all_delivered<S: Store>(
         .filter(|s| s.status == DeliveryStatus::InFlight)
         .count();
     assert_eq!(leased, 0, "no delivery is left leased");
-    let delivered = states
-        .iter()
-        .filter(|s| s.status == DeliveryStatus::Delivered)
-        .count();
-    assert_eq!(delivered, events.len());
+    let mut by_status: HashMap<&str, usize> = HashMap::new();
+    for state in &states {
+        *by_status.entry(state.status.as_str()).or_default() += 1;
+    }
+    assert_eq!(
+        by_status.get("delivered").copied().unwrap_or(0),
+        events.len(),
+        "statuses: {by_status:?}"
+    );
     duplicates
 }
 
@@ -292,7 +314,7 @@ async fn crash_and_restart<S: Store>(store: &S, spec: &Spec) {
     );
 
     let second = spawn_child(spec);
-    wait_for(&receiver.distinct, EVENTS, StdDuration::from_secs(180)).await;
+    wait_until_delivered(store, EVENTS, StdDuration::from_secs(180)).await;
     stop_child(second).await;
     let duplicates = check_all_delivered(store, &receiver, &events).await;
     eprintln!("killed after {at_kill} requests; {duplicates} duplicates after restart");
@@ -320,11 +342,12 @@ mod postgres {
         let store = PostgresStore::connect_with_schema(&url, &schema, config())
             .await
             .unwrap();
-        Some((store, Spec::Postgres(url, schema)))
+        Some((store, Spec::Postgres(schema)))
     }
 
     async fn drop_schema(store: &PostgresStore) {
-        sqlx::query(&format!("DROP SCHEMA IF EXISTS {} CASCADE", store.schema()))
+        let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", store.schema());
+        sqlx::query(sqlx::AssertSqlSafe(sql))
             .execute(store.pool())
             .await
             .unwrap();
@@ -348,7 +371,7 @@ mod postgres {
         let (receiver, url) = start_receiver().await;
         let events = prepare(&store, &url, EVENTS).await;
         let workers: Vec<Child> = (0..4).map(|_| spawn_child(&spec)).collect();
-        wait_for(&receiver.distinct, EVENTS, StdDuration::from_secs(240)).await;
+        wait_until_delivered(&store, EVENTS, StdDuration::from_secs(240)).await;
         for worker in workers {
             stop_child(worker).await;
         }

@@ -18,6 +18,8 @@ use nopos_webhooks::server::{self, ApiKey, ServerConfig, ServerState};
 use nopos_webhooks::store::memory::MemoryStore;
 #[cfg(feature = "postgres")]
 use nopos_webhooks::store::postgres::PostgresStore;
+#[cfg(feature = "sqlite")]
+use nopos_webhooks::store::sqlite::SqliteStore;
 use nopos_webhooks::store::{Store, StoreConfig};
 use nopos_webhooks::{AddressPolicy, RetrySchedule, Scheme, Secret, Verifier};
 use serde_json::{Value, json};
@@ -44,6 +46,9 @@ const SALE: &str = r#"{"transaction_id":"txn_9876543210","amount":125.50,"status
 #[derive(Debug, Clone)]
 enum Backend {
     Memory,
+    /// A database file in a temporary directory.
+    #[cfg(feature = "sqlite")]
+    Sqlite,
     /// A fresh schema in the database at this URL, dropped when the test finishes.
     #[cfg(feature = "postgres")]
     Postgres(String),
@@ -74,6 +79,15 @@ macro_rules! on_every_store {
                 #[tokio::test]
                 async fn $name() {
                     super::$name(super::Backend::Memory).await;
+                }
+            )*
+        }
+        #[cfg(feature = "sqlite")]
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Backend::Sqlite).await;
                 }
             )*
         }
@@ -127,6 +141,8 @@ struct Api {
     /// The PostgreSQL test schema to drop at the end.
     #[cfg(feature = "postgres")]
     schema: Option<(sqlx::PgPool, String)>,
+    /// The SQLite database's directory, removed when the test ends.
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Api {
@@ -173,6 +189,16 @@ impl Api {
             .default_schedule(setup.schedule.clone());
         match setup.backend.clone() {
             Backend::Memory => Api::serve(Arc::new(MemoryStore::new(config)), setup).await,
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let store = SqliteStore::open(dir.path().join("webhooks.db"), config)
+                    .await
+                    .expect("a fresh database file");
+                let mut api = Api::serve(Arc::new(store), setup).await;
+                api.dir = Some(dir);
+                api
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(url) => {
                 let schema = format!(
@@ -246,6 +272,7 @@ impl Api {
             tasks,
             #[cfg(feature = "postgres")]
             schema: None,
+            dir: None,
         }
     }
 

@@ -12,6 +12,7 @@ use nopos_webhooks::reqwest::ReqwestClient;
 use nopos_webhooks::server::{self, ApiKey, ServerState};
 use nopos_webhooks::store::memory::MemoryStore;
 use nopos_webhooks::store::postgres::PostgresStore;
+use nopos_webhooks::store::sqlite::SqliteStore;
 use nopos_webhooks::store::{Store, StoreConfig};
 use nopos_webhooks::{AddressPolicy, RetrySchedule};
 use time::Duration;
@@ -311,9 +312,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
                 .map_err(|err| CliError::failed(format!("{database}: {}", chain(&err))))?;
             run_with(Arc::new(store), client, &args, &database).await
         }
-        Database::Sqlite(_) => Err(CliError::failed(format!(
-            "{database}: this build has no such store yet; use --database memory://"
-        ))),
+        Database::Sqlite(path) => {
+            let store = SqliteStore::open(path, config)
+                .await
+                .map_err(|err| CliError::failed(format!("{database}: {}", chain(&err))))?;
+            run_with(Arc::new(store), client, &args, &database).await
+        }
     }
 }
 

@@ -992,6 +992,38 @@ impl Store for PostgresStore {
         finish(tx, result).await
     }
 
+    async fn record_attempts(
+        &self,
+        batch: &[(&Claim, &AttemptOutcome)],
+        now: OffsetDateTime,
+    ) -> Result<Vec<Result<Recorded, StoreError>>, StoreError> {
+        // Endpoint rows are locked in id order (then their deliveries), the order every batch
+        // takes, so concurrent batches queue behind each other instead of deadlocking.
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by(|&a, &b| {
+            let key = |i: usize| {
+                let claim = batch[i].0;
+                (&claim.state.endpoint_id, &claim.attempt.delivery_id)
+            };
+            key(a).cmp(&key(b))
+        });
+        let mut tx = self.begin().await?;
+        let mut results: Vec<Option<Result<Recorded, StoreError>>> =
+            (0..batch.len()).map(|_| None).collect();
+        for i in order {
+            let (claim, outcome) = batch[i];
+            match self.record_attempt_in(&mut tx, claim, outcome, now).await {
+                // Checked before anything is written: this item only.
+                Err(err @ StoreError::LeaseLost(_)) => results[i] = Some(Err(err)),
+                Err(err) => return finish(tx, Err(err)).await,
+                Ok(recorded) => results[i] = Some(Ok(recorded)),
+            }
+        }
+        finish(tx, Ok(())).await?;
+        // Every index was filled above.
+        Ok(results.into_iter().flatten().collect())
+    }
+
     async fn release(&self, claim: &Claim, now: OffsetDateTime) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         let result = self.release_in(&mut tx, claim, now).await;

@@ -1,0 +1,992 @@
+//! The SQLite store: the embedded default, one database file, durable and shareable between
+//! processes on one machine.
+//!
+//! This module owns the SQLite schema (embedded, versioned migrations), the mapping of the
+//! storage contract onto SQL transactions, the transactional outbox ([`SqliteStore::emit_in`])
+//! and the receiver's [`SqliteDeduplicator`]. It decides nothing about deliveries: fan-out,
+//! due times, retries, health and pausing come from the shared helpers in [`crate::store`],
+//! exactly as in the in-memory store. It never panics on stored data: a row it cannot decode is
+//! a [`StoreError::Corrupt`].
+//!
+//! # Durability and concurrency
+//! - The file runs in WAL mode with `synchronous = FULL`: when `emit` (or the transaction that
+//!   ran [`SqliteStore::emit_in`]) returns, the event and its deliveries are on disk.
+//! - Every method is one transaction; writes start with `BEGIN IMMEDIATE`, taking SQLite's single
+//!   write lock up front, so two claimers (in one process or several on the same file) never
+//!   get the same delivery, and a transaction never fails half-way for lack of the lock.
+//! - Claiming reads the earliest due rows through a partial index, so a claim costs the same
+//!   with a thousand or a hundred thousand deliveries waiting.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use nopos_webhooks::store::{Store, StoreConfig, sqlite::SqliteStore};
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("webhooks.db");
+//! let store = SqliteStore::open(&path, StoreConfig::default()).await?;
+//! assert!(store.list_endpoints().await?.is_empty());
+//! store.close().await;
+//! # Ok(()) }
+//! ```
+
+mod dedup;
+mod schema;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sqlx::sqlite::{Sqlite, SqliteConnection, SqlitePool, SqliteRow};
+use sqlx::{Connection, QueryBuilder, Row};
+use time::{Duration, OffsetDateTime};
+use tokio::sync::Notify;
+
+pub use dedup::SqliteDeduplicator;
+
+use super::codec::{
+    backend, endpoint_from_json, endpoint_to_json, event_created_at, from_json, from_micros,
+    to_json, to_micros,
+};
+use super::{
+    Claim, DeliveryQuery, EmitReceipt, EndpointChange, LeaseToken, Recorded, Store, StoreConfig,
+    StoreError, StoredEvent, apply_endpoint_change, plan_fan_out, reclaim, release_state,
+    replay_state, settle, start_attempt,
+};
+use crate::delivery::SerializedEvent;
+use crate::{
+    AttemptOutcome, AttemptRecord, DeliveryId, DeliveryState, DeliveryStatus, DisableReason,
+    Endpoint, EndpointHealth, EndpointId, EventId, EventType, Secret,
+};
+
+/// How often [`Store::wait_for_work`] resolves without a notification, so that work emitted by
+/// another process on the same file is picked up within about this long.
+pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The most bound parameters SQLite accepts in one statement (`SQLITE_MAX_VARIABLE_NUMBER` of
+/// the bundled library); fan-out inserts are chunked to stay under it.
+const MAX_BINDS: usize = 32_766;
+
+/// Columns bound per delivery row in a fan-out insert.
+const DELIVERY_INSERT_COLUMNS: usize = 8;
+
+/// A [`Store`] in one SQLite database file.
+///
+/// Open it with [`SqliteStore::open`]; it is cheap to share behind an `Arc` between a dispatcher
+/// and a management API. Several processes may open the same file (each claim takes the write
+/// lock), but only on one machine: SQLite's locks do not work over network file systems. For
+/// many dispatcher machines use the PostgreSQL store.
+///
+/// It needs a tokio runtime with the time driver enabled (for the polling fallback of
+/// [`Store::wait_for_work`]).
+pub struct SqliteStore {
+    config: StoreConfig,
+    pool: SqlitePool,
+    path: PathBuf,
+    notify: Notify,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens the database file at `path`, creating it if missing, and brings its schema up to
+    /// date with the migrations embedded in the crate.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the file cannot be opened or created, or its schema was
+    /// written by a newer, incompatible version of this crate.
+    pub async fn open(
+        path: impl AsRef<Path>,
+        config: StoreConfig,
+    ) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let pool = schema::open_pool(&path).await?;
+        Ok(SqliteStore {
+            config,
+            pool,
+            path,
+            notify: Notify::new(),
+        })
+    }
+
+    /// The connection pool, for the application's own queries on the same file: begin the
+    /// transaction that [`emit_in`](SqliteStore::emit_in) joins from it.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes every connection, waiting for running queries; the store answers
+    /// [`StoreError::Backend`] afterwards.
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+
+    /// Tells this process's dispatchers that new work may be due: call it after committing a
+    /// transaction in which [`emit_in`](SqliteStore::emit_in) enqueued deliveries. (Without it
+    /// they find the work at their next poll, within [`POLL_INTERVAL`].)
+    pub fn notify_work(&self) {
+        self.notify.notify_waiters();
+        self.notify.notify_one();
+    }
+
+    /// The transactional outbox: runs [`Store::emit`] inside the caller's own transaction, so
+    /// that a sale and its webhook event commit, or roll back, together.
+    ///
+    /// `conn` is any connection to this store's database file, usually `&mut *tx` for a
+    /// transaction begun on [`pool`](SqliteStore::pool). The event and its deliveries become
+    /// visible, durable and deliverable when the caller commits; a rollback leaves no trace of
+    /// them. The emit runs in a savepoint, so when it fails (an unknown event type, say) nothing
+    /// of it is written and the caller's transaction can still commit or roll back as it
+    /// chooses. Begin the transaction with `BEGIN IMMEDIATE`
+    /// (`pool.begin_with("BEGIN IMMEDIATE")`) so it takes the write lock up front instead of
+    /// failing with "database is locked" when it first writes after reading.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use nopos_webhooks::store::{StoreConfig, sqlite::SqliteStore};
+    /// use nopos_webhooks::{Envelope, Event, EventId, EventType, SerializedEvent};
+    /// use time::OffsetDateTime;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = SqliteStore::open(dir.path().join("pos.db"), StoreConfig::default()).await?;
+    /// sqlx::query("CREATE TABLE sales (id TEXT PRIMARY KEY, amount TEXT)")
+    ///     .execute(store.pool())
+    ///     .await?;
+    ///
+    /// let now = OffsetDateTime::now_utc();
+    /// let sale = Event::sample(&EventType::TRANSACTION_COMPLETED).unwrap();
+    /// let event = SerializedEvent::from_envelope(&Envelope::new(EventId::generate(now), now, sale))?;
+    ///
+    /// let mut tx = store.pool().begin_with("BEGIN IMMEDIATE").await?;
+    /// sqlx::query("INSERT INTO sales (id, amount) VALUES ('txn_9876543210', '125.50')")
+    ///     .execute(&mut *tx)
+    ///     .await?;
+    /// store.emit_in(&mut tx, &event, now).await?;
+    /// tx.commit().await?; // the sale and its webhook, together
+    /// store.notify_work();
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Store::emit`]. The caller's transaction is untouched by a failed emit.
+    pub async fn emit_in(
+        &self,
+        conn: &mut SqliteConnection,
+        event: &SerializedEvent,
+        now: OffsetDateTime,
+    ) -> Result<EmitReceipt, StoreError> {
+        self.config.check_event(event)?;
+        // A savepoint inside the caller's transaction (or a transaction of its own when the
+        // connection has none), so a failure part-way leaves nothing behind.
+        let mut tx = conn.begin().await.map_err(backend)?;
+        let receipt = emit_rows(&self.config, &mut tx, event, now).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(receipt)
+    }
+
+    /// Begins a write transaction holding SQLite's write lock from the start.
+    async fn write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)
+    }
+
+    /// Replaces an endpoint by `edit(current)` in one transaction, pausing, resuming or keeping
+    /// its deliveries as its status changes. Returns the endpoint as written.
+    async fn modify_endpoint(
+        &self,
+        id: &EndpointId,
+        now: OffsetDateTime,
+        edit: impl FnOnce(Endpoint) -> Endpoint + Send,
+    ) -> Result<Endpoint, StoreError> {
+        let mut tx = self.write().await?;
+        let (before, health) = load_endpoint(&mut tx, id)
+            .await?
+            .ok_or_else(|| not_found("endpoint", id))?;
+        let after = edit(before.clone());
+        self.config.check_endpoint(&after)?;
+        let change = EndpointChange::between(&before, &after);
+        let mut health = health;
+        if change == Some(EndpointChange::Enabled) {
+            health.reset();
+        }
+        write_endpoint(&mut tx, &after, &health).await?;
+        if let Some(change) = change {
+            change_deliveries(&self.config, &mut tx, &after, change, now).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        if change == Some(EndpointChange::Enabled) {
+            self.notify_work();
+        }
+        Ok(after)
+    }
+}
+
+impl Store for SqliteStore {
+    fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    async fn create_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
+        self.config.check_endpoint(endpoint)?;
+        let record = endpoint_to_json(endpoint)?;
+        let health = to_json("endpoint health", &EndpointHealth::new())?;
+        let inserted = sqlx::query(
+            "INSERT INTO nopos_endpoints (id, created_at, record, health) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(endpoint.id.as_str())
+        .bind(to_micros(endpoint.created_at))
+        .bind(record)
+        .bind(health)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::Conflict {
+                kind: "endpoint",
+                id: endpoint.id.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn get_endpoint(&self, id: &EndpointId) -> Result<Endpoint, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        let (endpoint, _) = load_endpoint(&mut conn, id)
+            .await?
+            .ok_or_else(|| not_found("endpoint", id))?;
+        Ok(endpoint)
+    }
+
+    async fn list_endpoints(&self) -> Result<Vec<Endpoint>, StoreError> {
+        let rows = sqlx::query("SELECT record FROM nopos_endpoints ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        let mut endpoints = rows
+            .iter()
+            .map(|row| endpoint_from_json(&column::<String>(row, "record")?))
+            .collect::<Result<Vec<_>, _>>()?;
+        // The column keeps microseconds; the record keeps the exact time.
+        endpoints.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(endpoints)
+    }
+
+    async fn update_endpoint(
+        &self,
+        endpoint: &Endpoint,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.config.check_endpoint(endpoint)?;
+        self.modify_endpoint(&endpoint.id, now, |_| endpoint.clone())
+            .await
+            .map(drop)
+    }
+
+    async fn delete_endpoint(
+        &self,
+        id: &EndpointId,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let (endpoint, _) = load_endpoint(&mut tx, id)
+            .await?
+            .ok_or_else(|| not_found("endpoint", id))?;
+        change_deliveries(
+            &self.config,
+            &mut tx,
+            &endpoint,
+            EndpointChange::Deleted,
+            now,
+        )
+        .await?;
+        sqlx::query("DELETE FROM nopos_endpoints WHERE id = ?")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    /// As the trait's default, but reading and writing the endpoint in one transaction, so a
+    /// concurrent update is never lost.
+    async fn rotate_secret(
+        &self,
+        id: &EndpointId,
+        new: Secret,
+        grace: Duration,
+        now: OffsetDateTime,
+    ) -> Result<Endpoint, StoreError> {
+        self.modify_endpoint(id, now, |mut endpoint| {
+            endpoint.secrets.rotate(new, now, grace);
+            endpoint
+        })
+        .await
+    }
+
+    /// As the trait's default, in one transaction.
+    async fn set_endpoint_enabled(
+        &self,
+        id: &EndpointId,
+        disable: Option<DisableReason>,
+        now: OffsetDateTime,
+    ) -> Result<Endpoint, StoreError> {
+        self.modify_endpoint(id, now, |mut endpoint| {
+            match disable {
+                Some(reason) => endpoint.disable(now, reason),
+                None => endpoint.enable(),
+            }
+            endpoint
+        })
+        .await
+    }
+
+    async fn endpoint_health(&self, id: &EndpointId) -> Result<EndpointHealth, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        let (_, health) = load_endpoint(&mut conn, id)
+            .await?
+            .ok_or_else(|| not_found("endpoint", id))?;
+        Ok(health)
+    }
+
+    async fn emit(
+        &self,
+        event: &SerializedEvent,
+        now: OffsetDateTime,
+    ) -> Result<EmitReceipt, StoreError> {
+        self.config.check_event(event)?;
+        let mut tx = self.write().await?;
+        let receipt = self.emit_in(&mut tx, event, now).await?;
+        tx.commit().await.map_err(backend)?;
+        if !receipt.duplicate {
+            self.notify_work();
+        }
+        Ok(receipt)
+    }
+
+    async fn get_event(&self, id: &EventId) -> Result<StoredEvent, StoreError> {
+        let row = sqlx::query("SELECT type, body, stored_at FROM nopos_events WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .ok_or_else(|| not_found("event", id))?;
+        decode_event(id.clone(), &row)
+    }
+
+    async fn claim(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let mut tx = self.write().await?;
+        let mut endpoints = EndpointCache::default();
+
+        // Settle lost attempts first, so that they count and are claimed again when due.
+        let expired = sqlx::query(
+            "SELECT state, lease_token, lease_until FROM nopos_deliveries \
+             WHERE lease_until IS NOT NULL AND lease_until <= ? ORDER BY lease_until",
+        )
+        .bind(to_micros(now))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        for row in &expired {
+            let row = DeliveryRow::decode(row)?;
+            let Some(endpoint) = endpoints.get(&mut tx, &row.state.endpoint_id).await? else {
+                continue;
+            };
+            let before = row.state.status;
+            let (state, record) = reclaim(&self.config, &endpoint, row.state, now);
+            if let Some(record) = &record {
+                insert_attempt(&mut tx, &state.id, record).await?;
+            }
+            put_delivery(&mut tx, before, &state, None).await?;
+        }
+
+        // `ORDER BY due_at` alone (no tie-breaker) lets SQLite walk the partial index and stop
+        // after `limit` rows instead of sorting every due row.
+        let due = sqlx::query(
+            "SELECT state, lease_token, lease_until FROM nopos_deliveries \
+             WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at LIMIT ?",
+        )
+        .bind(to_micros(now))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let mut events: HashMap<EventId, SerializedEvent> = HashMap::new();
+        let mut claims = Vec::with_capacity(due.len());
+        for row in &due {
+            let row = DeliveryRow::decode(row)?;
+            let endpoint = endpoints
+                .get(&mut tx, &row.state.endpoint_id)
+                .await?
+                .ok_or_else(|| not_found("endpoint", &row.state.endpoint_id))?;
+            let before = row.state.status;
+            let Some((attempt, state)) = start_attempt(&self.config, &endpoint, row.state, now)
+            else {
+                continue;
+            };
+            let event = if let Some(event) = events.get(&state.event_id) {
+                event.clone()
+            } else {
+                let event = load_event(&mut tx, &state.event_id).await?.event;
+                events.insert(state.event_id.clone(), event.clone());
+                event
+            };
+            let token = LeaseToken::generate();
+            let lease_until = now.saturating_add(lease);
+            put_delivery(&mut tx, before, &state, Some((&token, lease_until))).await?;
+            claims.push(Claim {
+                attempt,
+                state,
+                endpoint,
+                event,
+                lease: token,
+                lease_until,
+            });
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(claims)
+    }
+
+    async fn record_attempt(
+        &self,
+        claim: &Claim,
+        outcome: &AttemptOutcome,
+        now: OffsetDateTime,
+    ) -> Result<Recorded, StoreError> {
+        let mut results = self.record_attempts(&[(claim, outcome)], now).await?;
+        results
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::LeaseLost(claim.attempt.delivery_id.to_string())))
+    }
+
+    async fn record_attempts(
+        &self,
+        batch: &[(&Claim, &AttemptOutcome)],
+        now: OffsetDateTime,
+    ) -> Result<Vec<Result<Recorded, StoreError>>, StoreError> {
+        let mut tx = self.write().await?;
+        let mut results = Vec::with_capacity(batch.len());
+        for (claim, outcome) in batch {
+            match record_in(&self.config, &mut tx, claim, outcome, now).await {
+                // Checked before anything is written: this item only.
+                Err(err @ StoreError::LeaseLost(_)) => results.push(Err(err)),
+                // Dropping the transaction rolls every item back.
+                Err(err) => return Err(err),
+                Ok(recorded) => results.push(Ok(recorded)),
+            }
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(results)
+    }
+
+    async fn release(&self, claim: &Claim, now: OffsetDateTime) -> Result<(), StoreError> {
+        let id = &claim.attempt.delivery_id;
+        let mut tx = self.write().await?;
+        let row = load_delivery(&mut tx, id).await?;
+        if row.lease.as_ref().map(|(token, _)| token) != Some(&claim.lease) {
+            return Err(StoreError::LeaseLost(id.to_string()));
+        }
+        let (endpoint, _) = load_endpoint(&mut tx, &row.state.endpoint_id)
+            .await?
+            .ok_or_else(|| not_found("endpoint", &row.state.endpoint_id))?;
+        let before = row.state.status;
+        let state = release_state(&self.config, &endpoint, row.state, claim, now)
+            .ok_or_else(|| StoreError::LeaseLost(id.to_string()))?;
+        put_delivery(&mut tx, before, &state, None).await?;
+        tx.commit().await.map_err(backend)?;
+        self.notify_work();
+        Ok(())
+    }
+
+    async fn next_wakeup(&self) -> Result<Option<OffsetDateTime>, StoreError> {
+        // Two MIN()s over the partial indexes: each is one index seek.
+        let row = sqlx::query(
+            "SELECT (SELECT MIN(due_at) FROM nopos_deliveries WHERE due_at IS NOT NULL) AS due, \
+                    (SELECT MIN(lease_until) FROM nopos_deliveries WHERE lease_until IS NOT NULL) \
+                    AS lease",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        let due = column::<Option<i64>>(&row, "due")?;
+        let lease = column::<Option<i64>>(&row, "lease")?;
+        let earliest = match (due, lease) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        earliest.map(from_micros).transpose()
+    }
+
+    async fn get_delivery(&self, id: &DeliveryId) -> Result<DeliveryState, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        Ok(load_delivery(&mut conn, id).await?.state)
+    }
+
+    async fn list_deliveries(
+        &self,
+        query: &DeliveryQuery,
+    ) -> Result<Vec<DeliveryState>, StoreError> {
+        let mut sql = QueryBuilder::<Sqlite>::new("SELECT state FROM nopos_deliveries WHERE 1 = 1");
+        if let Some(id) = &query.endpoint_id {
+            sql.push(" AND endpoint_id = ")
+                .push_bind(id.as_str().to_owned());
+        }
+        if let Some(id) = &query.event_id {
+            sql.push(" AND event_id = ")
+                .push_bind(id.as_str().to_owned());
+        }
+        if let Some(status) = query.status {
+            sql.push(" AND status = ").push_bind(status.as_str());
+        }
+        sql.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(i64::try_from(query.effective_limit()).unwrap_or(i64::MAX));
+        let rows = sql.build().fetch_all(&self.pool).await.map_err(backend)?;
+        rows.iter()
+            .map(|row| from_json("delivery state", &column::<String>(row, "state")?))
+            .collect()
+    }
+
+    async fn attempts(&self, id: &DeliveryId) -> Result<Vec<AttemptRecord>, StoreError> {
+        // One read transaction: the delivery and its log from the same snapshot.
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        load_delivery(&mut tx, id).await?;
+        let rows =
+            sqlx::query("SELECT record FROM nopos_attempts WHERE delivery_id = ? ORDER BY attempt")
+                .bind(id.as_str())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        rows.iter()
+            .map(|row| from_json("attempt record", &column::<String>(row, "record")?))
+            .collect()
+    }
+
+    async fn replay(
+        &self,
+        id: &DeliveryId,
+        now: OffsetDateTime,
+    ) -> Result<DeliveryState, StoreError> {
+        let mut tx = self.write().await?;
+        let row = load_delivery(&mut tx, id).await?;
+        let (endpoint, _) = load_endpoint(&mut tx, &row.state.endpoint_id)
+            .await?
+            .ok_or_else(|| not_found("endpoint", &row.state.endpoint_id))?;
+        let before = row.state.status;
+        let state = replay_state(&self.config, &endpoint, row.state, now)?;
+        put_delivery(&mut tx, before, &state, None).await?;
+        tx.commit().await.map_err(backend)?;
+        self.notify_work();
+        Ok(state)
+    }
+
+    async fn recover(
+        &self,
+        endpoint_id: &EndpointId,
+        since: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.write().await?;
+        let (endpoint, _) = load_endpoint(&mut tx, endpoint_id)
+            .await?
+            .ok_or_else(|| not_found("endpoint", endpoint_id))?;
+        let rows = sqlx::query(
+            "SELECT state, lease_token, lease_until FROM nopos_deliveries \
+             WHERE endpoint_id = ? AND created_at >= ? AND status = ?",
+        )
+        .bind(endpoint_id.as_str())
+        // Microseconds truncate: re-check the exact time on the decoded state below.
+        .bind(to_micros(since).saturating_sub(1))
+        .bind(DeliveryStatus::Failed.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let mut count = 0;
+        for row in &rows {
+            let row = DeliveryRow::decode(row)?;
+            if row.state.created_at < since {
+                continue;
+            }
+            let before = row.state.status;
+            let state = replay_state(&self.config, &endpoint, row.state, now)?;
+            put_delivery(&mut tx, before, &state, None).await?;
+            count += 1;
+        }
+        tx.commit().await.map_err(backend)?;
+        if count > 0 {
+            self.notify_work();
+        }
+        Ok(count)
+    }
+
+    async fn wait_for_work(&self) {
+        // Notifications cover this process; the timeout covers other processes on the file.
+        let _ = tokio::time::timeout(POLL_INTERVAL, self.notify.notified()).await;
+    }
+}
+
+/// Writes the event and its fan-out. Runs inside a transaction or savepoint of the caller's.
+async fn emit_rows(
+    config: &StoreConfig,
+    conn: &mut SqliteConnection,
+    event: &SerializedEvent,
+    now: OffsetDateTime,
+) -> Result<EmitReceipt, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO nopos_events (id, type, created_at, body, stored_at) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(event.id().as_str())
+    .bind(event.event_type().as_str())
+    .bind(event_created_at(event.body()).map(to_micros))
+    .bind(event.body().as_ref())
+    .bind(to_micros(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?
+    .rows_affected();
+    if inserted == 0 {
+        // Idempotent emit: the deliveries of the first emit, in the order it made them.
+        let rows = sqlx::query("SELECT id FROM nopos_deliveries WHERE event_id = ? ORDER BY rowid")
+            .bind(event.id().as_str())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(backend)?;
+        let deliveries = rows
+            .iter()
+            .map(|row| parse_id::<DeliveryId>("delivery id", column::<String>(row, "id")?))
+            .collect::<Result<_, _>>()?;
+        return Ok(EmitReceipt {
+            event_id: event.id().clone(),
+            deliveries,
+            duplicate: true,
+        });
+    }
+
+    let rows = sqlx::query("SELECT record FROM nopos_endpoints ORDER BY id")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(backend)?;
+    let endpoints = rows
+        .iter()
+        .map(|row| endpoint_from_json(&column::<String>(row, "record")?))
+        .collect::<Result<Vec<_>, _>>()?;
+    let planned = plan_fan_out(config, &endpoints, event, now);
+
+    // Multi-row inserts, as large as SQLite's parameter limit allows: a fan-out to 10,000
+    // endpoints is three statements, not 10,000 round trips.
+    for chunk in planned.chunks(MAX_BINDS / DELIVERY_INSERT_COLUMNS) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for state in chunk {
+            rows.push((state, to_json("delivery state", state)?));
+        }
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO nopos_deliveries \
+             (id, event_id, endpoint_id, status, finished, due_at, created_at, state) ",
+        );
+        insert.push_values(rows, |mut values, (state, json)| {
+            values
+                .push_bind(state.id.as_str().to_owned())
+                .push_bind(state.event_id.as_str().to_owned())
+                .push_bind(state.endpoint_id.as_str().to_owned())
+                .push_bind(state.status.as_str())
+                .push_bind(i64::from(state.status.is_final()))
+                .push_bind(due_at(state).map(to_micros))
+                .push_bind(to_micros(state.created_at))
+                .push_bind(json);
+        });
+        insert.build().execute(&mut *conn).await.map_err(backend)?;
+    }
+    Ok(EmitReceipt {
+        event_id: event.id().clone(),
+        deliveries: planned.into_iter().map(|state| state.id).collect(),
+        duplicate: false,
+    })
+}
+
+/// A delivery row: the core's state and, while in flight, the lease.
+struct DeliveryRow {
+    state: DeliveryState,
+    lease: Option<(LeaseToken, OffsetDateTime)>,
+}
+
+impl DeliveryRow {
+    /// Decodes the `state, lease_token, lease_until` columns.
+    fn decode(row: &SqliteRow) -> Result<DeliveryRow, StoreError> {
+        let state = from_json("delivery state", &column::<String>(row, "state")?)?;
+        let token = column::<Option<String>>(row, "lease_token")?;
+        let until = column::<Option<i64>>(row, "lease_until")?;
+        let lease = match (token, until) {
+            (Some(token), Some(until)) => {
+                Some((LeaseToken::from_stored(token), from_micros(until)?))
+            }
+            _ => None,
+        };
+        Ok(DeliveryRow { state, lease })
+    }
+}
+
+/// When a delivery is due for claiming: pending and retry-scheduled deliveries only (paused
+/// ones keep their time in the state but are not claimable).
+fn due_at(state: &DeliveryState) -> Option<OffsetDateTime> {
+    matches!(
+        state.status,
+        DeliveryStatus::Pending | DeliveryStatus::RetryScheduled
+    )
+    .then(|| state.next_attempt_at.unwrap_or(state.created_at))
+}
+
+/// Writes a delivery's state and the columns derived from it. `before` is its status as read:
+/// the `finished` column is written only when the delivery finishes or is replayed, because
+/// SQLite rewrites the entries of every index whose columns an `UPDATE` sets, and claims must
+/// not rewrite `nopos_deliveries_unfinished` (keyed by endpoint, so scattered: at a 100,000
+/// backlog that is a hundred extra pages per claim).
+async fn put_delivery(
+    conn: &mut SqliteConnection,
+    before: DeliveryStatus,
+    state: &DeliveryState,
+    lease: Option<(&LeaseToken, OffsetDateTime)>,
+) -> Result<(), StoreError> {
+    let json = to_json("delivery state", state)?;
+    // A lease only means something while the attempt is in flight.
+    let lease = lease.filter(|_| state.status == DeliveryStatus::InFlight);
+    let finished = state.status.is_final();
+    let finishing = before.is_final() != finished;
+    let sql = if finishing {
+        "UPDATE nopos_deliveries SET status = ?, due_at = ?, lease_token = ?, lease_until = ?, \
+         state = ?, finished = ? WHERE id = ?"
+    } else {
+        "UPDATE nopos_deliveries SET status = ?, due_at = ?, lease_token = ?, lease_until = ?, \
+         state = ? WHERE id = ?"
+    };
+    let mut query = sqlx::query(sql)
+        .bind(state.status.as_str())
+        .bind(due_at(state).map(to_micros))
+        .bind(lease.map(|(token, _)| token.as_str().to_owned()))
+        .bind(lease.map(|(_, until)| to_micros(until)))
+        .bind(json);
+    if finishing {
+        query = query.bind(i64::from(finished));
+    }
+    query
+        .bind(state.id.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+async fn load_delivery(
+    conn: &mut SqliteConnection,
+    id: &DeliveryId,
+) -> Result<DeliveryRow, StoreError> {
+    let row =
+        sqlx::query("SELECT state, lease_token, lease_until FROM nopos_deliveries WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(backend)?
+            .ok_or_else(|| not_found("delivery", id))?;
+    DeliveryRow::decode(&row)
+}
+
+async fn insert_attempt(
+    conn: &mut SqliteConnection,
+    delivery: &DeliveryId,
+    record: &AttemptRecord,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO nopos_attempts (delivery_id, attempt, record) VALUES (?, ?, ?)")
+        .bind(delivery.as_str())
+        .bind(i64::from(record.attempt))
+        .bind(to_json("attempt record", record)?)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+async fn load_endpoint(
+    conn: &mut SqliteConnection,
+    id: &EndpointId,
+) -> Result<Option<(Endpoint, EndpointHealth)>, StoreError> {
+    let Some(row) = sqlx::query("SELECT record, health FROM nopos_endpoints WHERE id = ?")
+        .bind(id.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?
+    else {
+        return Ok(None);
+    };
+    let endpoint = endpoint_from_json(&column::<String>(&row, "record")?)?;
+    let health = from_json("endpoint health", &column::<String>(&row, "health")?)?;
+    Ok(Some((endpoint, health)))
+}
+
+async fn write_endpoint(
+    conn: &mut SqliteConnection,
+    endpoint: &Endpoint,
+    health: &EndpointHealth,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE nopos_endpoints SET created_at = ?, record = ?, health = ? WHERE id = ?")
+        .bind(to_micros(endpoint.created_at))
+        .bind(endpoint_to_json(endpoint)?)
+        .bind(to_json("endpoint health", health)?)
+        .bind(endpoint.id.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// Applies an endpoint change to each of its unfinished deliveries.
+async fn change_deliveries(
+    config: &StoreConfig,
+    conn: &mut SqliteConnection,
+    endpoint: &Endpoint,
+    change: EndpointChange,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    // `finished = 0` literally, as in the partial index `nopos_deliveries_unfinished`, so that
+    // SQLite uses it: the cost is the endpoint's unfinished deliveries, not its history.
+    let rows = sqlx::query(
+        "SELECT state, lease_token, lease_until FROM nopos_deliveries \
+         WHERE endpoint_id = ? AND finished = 0",
+    )
+    .bind(endpoint.id.as_str())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    for row in &rows {
+        let row = DeliveryRow::decode(row)?;
+        let before = row.state.status;
+        let state = apply_endpoint_change(config, endpoint, row.state, change, now);
+        let lease = row.lease.as_ref().map(|(token, until)| (token, *until));
+        put_delivery(conn, before, &state, lease).await?;
+    }
+    Ok(())
+}
+
+async fn load_event(conn: &mut SqliteConnection, id: &EventId) -> Result<StoredEvent, StoreError> {
+    let row = sqlx::query("SELECT type, body, stored_at FROM nopos_events WHERE id = ?")
+        .bind(id.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?
+        .ok_or_else(|| not_found("event", id))?;
+    decode_event(id.clone(), &row)
+}
+
+/// Decodes the `type, body, stored_at` columns of an event row.
+fn decode_event(id: EventId, row: &SqliteRow) -> Result<StoredEvent, StoreError> {
+    let event_type = parse_id::<EventType>("event type", column::<String>(row, "type")?)?;
+    let body = column::<Vec<u8>>(row, "body")?;
+    let stored_at = from_micros(column::<i64>(row, "stored_at")?)?;
+    Ok(StoredEvent {
+        event: SerializedEvent::new(id, event_type, body.into()),
+        stored_at,
+    })
+}
+
+/// Records one outcome inside `tx` ([`settle`] decides what is written).
+async fn record_in(
+    config: &StoreConfig,
+    tx: &mut SqliteConnection,
+    claim: &Claim,
+    outcome: &AttemptOutcome,
+    now: OffsetDateTime,
+) -> Result<Recorded, StoreError> {
+    let id = &claim.attempt.delivery_id;
+    let lost = || StoreError::LeaseLost(id.to_string());
+    let row = load_delivery(&mut *tx, id).await?;
+    if row.lease.as_ref().map(|(token, _)| token) != Some(&claim.lease) {
+        return Err(lost());
+    }
+    let Some((mut endpoint, health)) = load_endpoint(&mut *tx, &row.state.endpoint_id).await?
+    else {
+        return Err(lost());
+    };
+    let before = row.state.status;
+    let settlement = settle(config, &endpoint, claim, row.state, health, outcome, now)?;
+    insert_attempt(&mut *tx, id, &settlement.record).await?;
+    put_delivery(&mut *tx, before, &settlement.state, None).await?;
+    if let Some(reason) = settlement.disable {
+        endpoint.disable(now, reason);
+        change_deliveries(config, &mut *tx, &endpoint, EndpointChange::Disabled, now).await?;
+    }
+    write_endpoint(&mut *tx, &endpoint, &settlement.health).await?;
+    Ok(Recorded {
+        state: settlement.state,
+        endpoint_disabled: settlement.disable,
+    })
+}
+
+/// Endpoints read during one claim, each read once.
+#[derive(Default)]
+struct EndpointCache(HashMap<EndpointId, Option<Arc<Endpoint>>>);
+
+impl EndpointCache {
+    async fn get(
+        &mut self,
+        conn: &mut SqliteConnection,
+        id: &EndpointId,
+    ) -> Result<Option<Arc<Endpoint>>, StoreError> {
+        if let Some(found) = self.0.get(id) {
+            return Ok(found.clone());
+        }
+        let found = load_endpoint(conn, id)
+            .await?
+            .map(|(endpoint, _)| Arc::new(endpoint));
+        self.0.insert(id.clone(), found.clone());
+        Ok(found)
+    }
+}
+
+/// Reads a column, treating a value of the wrong type as corrupt data.
+fn column<'r, T>(row: &'r SqliteRow, name: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+{
+    row.try_get(name).map_err(|err| StoreError::Corrupt {
+        what: "column",
+        message: err.to_string(),
+    })
+}
+
+/// Parses a stored id or name, treating an invalid one as corrupt data.
+fn parse_id<T>(what: &'static str, value: String) -> Result<T, StoreError>
+where
+    T: TryFrom<String>,
+    T::Error: fmt::Display,
+{
+    T::try_from(value).map_err(|err| StoreError::Corrupt {
+        what,
+        message: err.to_string(),
+    })
+}
+
+fn not_found(kind: &'static str, id: &impl ToString) -> StoreError {
+    StoreError::NotFound {
+        kind,
+        id: id.to_string(),
+    }
+}

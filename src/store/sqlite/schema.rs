@@ -1,0 +1,78 @@
+//! Opening a database file: connection settings and the embedded, versioned migrations.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::store::StoreError;
+use crate::store::codec::backend;
+
+/// How long a statement waits for another connection's write lock before failing with "database
+/// is locked". Claims and records are short transactions, so waiting beats failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections in the pool. SQLite has one writer at a time; the rest serve reads (listing,
+/// logs) concurrently under WAL.
+const MAX_CONNECTIONS: u32 = 8;
+
+/// The table that records applied migrations. Not sqlx's default `_sqlx_migrations`: the outbox
+/// shares the application's database file, whose own migrations may already use that name.
+const MIGRATIONS_TABLE: &str = "nopos_webhooks_migrations";
+
+/// The schema, one migration per version, embedded in the crate. Never edit an applied
+/// migration (its checksum is verified on open): add the next version instead.
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "schema", include_str!("migrations/0001_schema.sql"))];
+
+/// The connection settings every store connection uses.
+pub(super) fn connect_options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        // WAL: readers never block the writer and the writer never blocks readers, so listing
+        // deliveries does not stall claims.
+        .journal_mode(SqliteJournalMode::Wal)
+        // FULL, not WAL's usual NORMAL: NORMAL syncs the log only at checkpoints, so a power cut
+        // can lose transactions that had already committed. `emit` promises the event is durable
+        // when it returns (DESIGN §4), so every commit is synced before it returns.
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(true)
+}
+
+/// Opens (creating if missing) the database file and brings its schema up to date.
+pub(super) async fn open_pool(path: &Path) -> Result<SqlitePool, StoreError> {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .connect_with(connect_options(path))
+        .await
+        .map_err(backend)?;
+    migrate(&pool).await?;
+    Ok(pool)
+}
+
+/// Applies the embedded migrations that the database does not have yet. A database written by a
+/// newer version of the crate (with migrations this one does not know) is refused.
+pub(super) async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|&(version, description, sql)| {
+            Migration::new(
+                version,
+                Cow::Borrowed(description),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    let mut migrator = Migrator::with_migrations(migrations);
+    migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+    migrator.run(pool).await.map_err(backend)
+}
