@@ -326,8 +326,9 @@ pub(super) async fn test<S: Store + 'static, C: HttpClient>(
     let record = outcome.record(1);
     tracing::info!(
         endpoint_id = %endpoint.id,
-        status = ?record.status,
-        error = ?record.error,
+        delivered = record.error.is_none(),
+        status = record.status.unwrap_or_default(),
+        latency_ms = record.latency_ms,
         "test delivery sent"
     );
     Ok(json_response(
