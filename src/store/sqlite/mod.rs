@@ -82,6 +82,8 @@ const DELIVERY_INSERT_COLUMNS: usize = 8;
 pub struct SqliteStore {
     config: StoreConfig,
     pool: SqlitePool,
+    /// Claims, records and releases: see `schema::open_lazy_pool`.
+    lazy_pool: SqlitePool,
     path: PathBuf,
     notify: Notify,
 }
@@ -108,9 +110,11 @@ impl SqliteStore {
     ) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
         let pool = schema::open_pool(&path).await?;
+        let lazy_pool = schema::open_lazy_pool(&path).await?;
         Ok(SqliteStore {
             config,
             pool,
+            lazy_pool,
             path,
             notify: Notify::new(),
         })
@@ -130,6 +134,7 @@ impl SqliteStore {
     /// Closes every connection, waiting for running queries; the store answers
     /// [`StoreError::Backend`] afterwards.
     pub async fn close(self) {
+        self.lazy_pool.close().await;
         self.pool.close().await;
     }
 
@@ -199,6 +204,15 @@ impl SqliteStore {
     /// Begins a write transaction holding SQLite's write lock from the start.
     async fn write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
         self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)
+    }
+
+    /// A write transaction on the lazily synced pool (see `schema::open_lazy_pool`): claims,
+    /// outcome records and releases only.
+    async fn write_lazy(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
+        self.lazy_pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)
@@ -395,7 +409,7 @@ impl Store for SqliteStore {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<Claim>, StoreError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_lazy().await?;
         let mut endpoints = EndpointCache::default();
 
         // Settle lost attempts first, so that they count and are claimed again when due.
@@ -484,7 +498,7 @@ impl Store for SqliteStore {
         batch: &[(&Claim, &AttemptOutcome)],
         now: OffsetDateTime,
     ) -> Result<Vec<Result<Recorded, StoreError>>, StoreError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_lazy().await?;
         let mut results = Vec::with_capacity(batch.len());
         for (claim, outcome) in batch {
             match record_in(&self.config, &mut tx, claim, outcome, now).await {
@@ -501,7 +515,7 @@ impl Store for SqliteStore {
 
     async fn release(&self, claim: &Claim, now: OffsetDateTime) -> Result<(), StoreError> {
         let id = &claim.attempt.delivery_id;
-        let mut tx = self.write().await?;
+        let mut tx = self.write_lazy().await?;
         let row = load_delivery(&mut tx, id).await?;
         if row.lease.as_ref().map(|(token, _)| token) != Some(&claim.lease) {
             return Err(StoreError::LeaseLost(id.to_string()));

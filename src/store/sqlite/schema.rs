@@ -46,6 +46,20 @@ pub(super) fn connect_options(path: &Path) -> SqliteConnectOptions {
         .foreign_keys(true)
 }
 
+/// A second, small pool on the same file whose commits are synced to the WAL only at checkpoints
+/// (`synchronous = NORMAL`): safe against a process crash, and after a power loss the last few of
+/// its commits can be missing. Only claims, outcome records and releases use it — losing one of
+/// those means an attempt is made again, which at-least-once delivery allows, while a disk flush
+/// per outcome would cap a dispatcher at a few hundred deliveries per second. A commit on the main
+/// pool (`emit` above all) also makes every earlier lazy commit durable.
+pub(super) async fn open_lazy_pool(path: &Path) -> Result<SqlitePool, StoreError> {
+    SqlitePoolOptions::new()
+        .max_connections(2)
+        .connect_with(connect_options(path).synchronous(SqliteSynchronous::Normal))
+        .await
+        .map_err(backend)
+}
+
 /// Opens (creating if missing) the database file and brings its schema up to date.
 pub(super) async fn open_pool(path: &Path) -> Result<SqlitePool, StoreError> {
     let pool = SqlitePoolOptions::new()
