@@ -197,28 +197,41 @@ pub async fn concurrent_claimers_never_share<S: Store + 'static>(store: Arc<S>) 
             .unwrap();
         expected.extend(receipt.deliveries);
     }
-    let mut tasks = Vec::new();
-    for _ in 0..8 {
-        let store = Arc::clone(&store);
-        tasks.push(tokio::spawn(async move {
-            let mut mine = Vec::new();
-            loop {
-                let claims = store.claim(now, 7, Duration::minutes(5)).await.unwrap();
-                if claims.is_empty() {
-                    break;
+    let claimers = vec![store; 8];
+    assert_eq!(claim_concurrently(&claimers, now, 7).await, expected);
+}
+
+/// Claims from every store in `claimers` at once (each in its own task, `batch` at a time) until
+/// nothing is due, asserting that no delivery is claimed twice; returns every claimed id.
+pub async fn claim_concurrently<S: Store + 'static>(
+    claimers: &[Arc<S>],
+    now: OffsetDateTime,
+    batch: usize,
+) -> HashSet<DeliveryId> {
+    let tasks: Vec<_> = claimers
+        .iter()
+        .map(|store| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let claims = store.claim(now, batch, Duration::minutes(5)).await.unwrap();
+                    if claims.is_empty() {
+                        break;
+                    }
+                    mine.extend(claims.into_iter().map(|c| c.attempt.delivery_id));
                 }
-                mine.extend(claims.into_iter().map(|c| c.attempt.delivery_id));
-            }
-            mine
-        }));
-    }
+                mine
+            })
+        })
+        .collect();
     let mut seen = HashSet::new();
     for task in tasks {
         for id in task.await.unwrap() {
             assert!(seen.insert(id.clone()), "{id} claimed twice");
         }
     }
-    assert_eq!(seen, expected);
+    seen
 }
 
 pub async fn attempts_are_recorded_with_the_next_state<S: Store>(store: &S) {

@@ -205,29 +205,7 @@ async fn claimers_on_separate_pools_never_share_a_delivery() {
     for _ in 0..3 {
         stores.push(Arc::new(open_same_schema(&stores[0]).await));
     }
-    let tasks: Vec<_> = stores
-        .iter()
-        .map(|store| {
-            let store = Arc::clone(store);
-            tokio::spawn(async move {
-                let mut mine = Vec::new();
-                loop {
-                    let claims = store.claim(now, 5, Duration::minutes(5)).await.unwrap();
-                    if claims.is_empty() {
-                        break;
-                    }
-                    mine.extend(claims.into_iter().map(|c| c.attempt.delivery_id));
-                }
-                mine
-            })
-        })
-        .collect();
-    let mut seen = HashSet::new();
-    for task in tasks {
-        for id in task.await.unwrap() {
-            assert!(seen.insert(id.clone()), "{id} claimed twice");
-        }
-    }
+    let seen = conformance::claim_concurrently(&stores, now, 5).await;
     assert_eq!(seen, expected);
 
     let mut stores = stores.into_iter();

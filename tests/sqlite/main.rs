@@ -384,27 +384,14 @@ async fn two_stores_on_one_file_never_share_a_delivery() {
             .unwrap();
         expected.extend(receipt.deliveries);
     }
-    let mut tasks = Vec::new();
-    for store in [&first, &second, &first, &second] {
-        let store = Arc::clone(store);
-        tasks.push(tokio::spawn(async move {
-            let mut mine = Vec::new();
-            loop {
-                let claims = store.claim(now, 5, Duration::minutes(5)).await.unwrap();
-                if claims.is_empty() {
-                    break;
-                }
-                mine.extend(claims.into_iter().map(|c| c.attempt.delivery_id));
-            }
-            mine
-        }));
-    }
-    let mut seen = HashSet::new();
-    for task in tasks {
-        for id in task.await.unwrap() {
-            assert!(seen.insert(id.clone()), "{id} claimed twice");
-        }
-    }
+    let claimers = [
+        Arc::clone(&first),
+        Arc::clone(&second),
+        Arc::clone(&first),
+        Arc::clone(&second),
+    ];
+    let seen = conformance::claim_concurrently(&claimers, now, 5).await;
+    drop(claimers);
     assert_eq!(seen, expected);
     Arc::try_unwrap(second).unwrap().close().await;
     close(Arc::try_unwrap(first).unwrap()).await;
