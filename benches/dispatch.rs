@@ -362,14 +362,26 @@ fn main() {
         runtime.block_on(drain(n));
         return;
     }
-    if let Ok(n) = std::env::var("NOPOS_BENCH_PROFILE_MEMORY") {
-        // Profiling aid: only the memory-store dispatcher, for `perf record`.
+    if let Ok(spec) = std::env::var("NOPOS_BENCH_PROFILE") {
+        // Profiling aid: one variant alone, for `perf record`: `memory:20000` or `sqlite:20000`.
+        let (variant, n) = spec.split_once(':').unwrap_or((spec.as_str(), "20000"));
         let n = n.parse().unwrap_or(20_000);
         runtime.block_on(async {
             let receiver = Receiver::start().await;
-            let store = Arc::new(MemoryStore::new(store_config()));
-            let d = dispatch(&receiver, store, n).await;
-            println!("{n} in {d:?}");
+            let d = match variant {
+                #[cfg(feature = "sqlite")]
+                "sqlite" => {
+                    let dir = tempfile::tempdir().unwrap();
+                    let path = dir.path().join("profile.db");
+                    let store =
+                        nopos_webhooks::store::sqlite::SqliteStore::open(path, store_config())
+                            .await
+                            .unwrap();
+                    dispatch(&receiver, Arc::new(store), n).await
+                }
+                _ => dispatch(&receiver, Arc::new(MemoryStore::new(store_config())), n).await,
+            };
+            println!("{variant}: {n} in {d:?}");
         });
         return;
     }

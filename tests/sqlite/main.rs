@@ -337,15 +337,48 @@ async fn claims_and_endpoint_changes_search_their_indexes() {
     // or sort every due row, so they cost the same at any backlog.
     let due = plan(
         &store,
-        "EXPLAIN QUERY PLAN SELECT state, lease_token, lease_until FROM nopos_deliveries \
-         WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at LIMIT ?",
+        "EXPLAIN QUERY PLAN SELECT d.state, d.lease_token, d.lease_until, v.type, v.body \
+         FROM nopos_deliveries AS d LEFT JOIN nopos_events AS v ON v.id = d.event_id \
+         WHERE d.due_at IS NOT NULL AND d.due_at <= ? ORDER BY d.due_at LIMIT ?",
     )
     .await;
     assert!(
-        due.contains("SEARCH nopos_deliveries USING INDEX nopos_deliveries_due"),
+        due.contains("SEARCH d USING INDEX nopos_deliveries_due"),
         "{due}"
     );
+    assert!(due.contains("SEARCH v USING INDEX"), "{due}");
     assert!(!due.contains("TEMP B-TREE"), "{due}");
+    // Batched writes and reads (multi-row `VALUES` lists) find each row by its key: one index
+    // search per row, never a scan.
+    for (sql, table) in [
+        (
+            "EXPLAIN QUERY PLAN UPDATE nopos_deliveries SET status = u.column2, \
+             due_at = u.column3, lease_token = u.column4, lease_until = u.column5, \
+             state = u.column6, finished = u.column7 \
+             FROM (VALUES (?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?)) AS u \
+             WHERE nopos_deliveries.id = u.column1",
+            "nopos_deliveries",
+        ),
+        (
+            "EXPLAIN QUERY PLAN SELECT state, lease_token, lease_until FROM nopos_deliveries \
+             WHERE id IN (VALUES (?), (?))",
+            "nopos_deliveries",
+        ),
+        (
+            "EXPLAIN QUERY PLAN UPDATE nopos_endpoints SET health = u.column2 \
+             FROM (VALUES (?, ?), (?, ?)) AS u WHERE nopos_endpoints.id = u.column1",
+            "nopos_endpoints",
+        ),
+    ] {
+        let batched = plan(&store, sql).await;
+        let key_search = format!("SEARCH {table} USING ");
+        let key_index = format!("INDEX sqlite_autoindex_{table}_1 (id=?)");
+        assert!(
+            batched.contains(&key_search) && batched.contains(&key_index),
+            "{batched}"
+        );
+        assert!(!batched.contains(&format!("SCAN {table}")), "{batched}");
+    }
     let expired = plan(
         &store,
         "EXPLAIN QUERY PLAN SELECT state, lease_token, lease_until FROM nopos_deliveries \

@@ -32,6 +32,7 @@
 //! # Ok(()) }
 //! ```
 
+mod batch;
 mod dedup;
 mod schema;
 
@@ -46,6 +47,8 @@ use time::{Duration, OffsetDateTime};
 use tokio::sync::Notify;
 
 pub use dedup::SqliteDeduplicator;
+
+use batch::{AttemptWrites, DeliveryWrites};
 
 use super::codec::{
     backend, endpoint_from_json, endpoint_to_json, event_created_at, from_json, from_micros,
@@ -89,7 +92,17 @@ pub struct SqliteStore {
     lazy_pool: SqlitePool,
     path: PathBuf,
     notify: Notify,
+    /// Held by each write transaction of this store for its whole length: this process's turn
+    /// at SQLite's one write lock. Writers queue here, in order, instead of in SQLite: a
+    /// `BEGIN IMMEDIATE` that finds the lock taken waits in SQLite's busy handler, which sleeps
+    /// 1, 2, 5, 10 … ms between tries, so a claim colliding with an outcome record would stall
+    /// the dispatcher for milliseconds although the lock is free again within microseconds.
+    /// Writers in other processes on the same file still meet the busy handler.
+    write_turn: tokio::sync::Mutex<()>,
 }
+
+/// A turn at the write lock (see `SqliteStore::write_turn`).
+type WriteTurn<'a> = tokio::sync::MutexGuard<'a, ()>;
 
 impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -120,6 +133,7 @@ impl SqliteStore {
             lazy_pool,
             path,
             notify: Notify::new(),
+            write_turn: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -204,21 +218,29 @@ impl SqliteStore {
         Ok(receipt)
     }
 
-    /// Begins a write transaction holding SQLite's write lock from the start.
-    async fn write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)
+    /// Begins a write transaction holding SQLite's write lock from the start, after this
+    /// process's other writers. Keep the turn until the transaction ends.
+    async fn write(
+        &self,
+    ) -> Result<(WriteTurn<'_>, sqlx::Transaction<'static, Sqlite>), StoreError> {
+        self.begin_write(&self.pool).await
     }
 
     /// A write transaction on the lazily synced pool (see `schema::open_lazy_pool`): claims,
     /// outcome records and releases only.
-    async fn write_lazy(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
-        self.lazy_pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)
+    async fn write_lazy(
+        &self,
+    ) -> Result<(WriteTurn<'_>, sqlx::Transaction<'static, Sqlite>), StoreError> {
+        self.begin_write(&self.lazy_pool).await
+    }
+
+    async fn begin_write(
+        &self,
+        pool: &SqlitePool,
+    ) -> Result<(WriteTurn<'_>, sqlx::Transaction<'static, Sqlite>), StoreError> {
+        let turn = self.write_turn.lock().await;
+        let tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
+        Ok((turn, tx))
     }
 
     /// Replaces an endpoint by `edit(current)` in one transaction, pausing, resuming or keeping
@@ -229,7 +251,7 @@ impl SqliteStore {
         now: OffsetDateTime,
         edit: impl FnOnce(Endpoint) -> Endpoint + Send,
     ) -> Result<Endpoint, StoreError> {
-        let mut tx = self.write().await?;
+        let (_turn, mut tx) = self.write().await?;
         let (before, health) = load_endpoint(&mut tx, id)
             .await?
             .ok_or_else(|| not_found("endpoint", id))?;
@@ -320,7 +342,7 @@ impl Store for SqliteStore {
         id: &EndpointId,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let mut tx = self.write().await?;
+        let (_turn, mut tx) = self.write().await?;
         let (endpoint, _) = load_endpoint(&mut tx, id)
             .await?
             .ok_or_else(|| not_found("endpoint", id))?;
@@ -387,7 +409,7 @@ impl Store for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<EmitReceipt, StoreError> {
         self.config.check_event(event)?;
-        let mut tx = self.write().await?;
+        let (_turn, mut tx) = self.write().await?;
         let receipt = self.emit_in(&mut tx, event, now).await?;
         tx.commit().await.map_err(backend)?;
         if !receipt.duplicate {
@@ -412,7 +434,7 @@ impl Store for SqliteStore {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<Claim>, StoreError> {
-        let mut tx = self.write_lazy().await?;
+        let (_turn, mut tx) = self.write_lazy().await?;
         let mut endpoints = EndpointCache::default();
 
         // Settle lost attempts first, so that they count and are claimed again when due.
@@ -424,6 +446,8 @@ impl Store for SqliteStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(backend)?;
+        let mut writes = DeliveryWrites::default();
+        let mut log = AttemptWrites::default();
         for row in &expired {
             let row = DeliveryRow::decode(row)?;
             let Some(endpoint) = endpoints.get(&mut tx, &row.state.endpoint_id).await? else {
@@ -432,45 +456,52 @@ impl Store for SqliteStore {
             let before = row.state.status;
             let (state, record) = reclaim(&self.config, &endpoint, row.state, now);
             if let Some(record) = &record {
-                insert_attempt(&mut tx, &state.id, record).await?;
+                log.push(&state.id, record)?;
             }
-            put_delivery(&mut tx, before, &state, None).await?;
+            writes.push(before, &state, None)?;
         }
+        // Written before the due rows are read: a reclaimed delivery may be due again now.
+        log.write(&mut tx).await?;
+        writes.write(&mut tx).await?;
 
         // `ORDER BY due_at` alone (no tie-breaker) lets SQLite walk the partial index and stop
-        // after `limit` rows instead of sorting every due row.
+        // after `limit` rows instead of sorting every due row. The event comes in the same
+        // statement: a claim is a constant number of statements, whatever its size.
         let due = sqlx::query(
-            "SELECT state, lease_token, lease_until FROM nopos_deliveries \
-             WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at LIMIT ?",
+            "SELECT d.state, d.lease_token, d.lease_until, v.type, v.body \
+             FROM nopos_deliveries AS d LEFT JOIN nopos_events AS v ON v.id = d.event_id \
+             WHERE d.due_at IS NOT NULL AND d.due_at <= ? ORDER BY d.due_at LIMIT ?",
         )
         .bind(to_micros(now))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&mut *tx)
         .await
         .map_err(backend)?;
+        // Deliveries of one event to several endpoints share its body.
         let mut events: HashMap<EventId, SerializedEvent> = HashMap::new();
         let mut claims = Vec::with_capacity(due.len());
+        let lease_until = now.saturating_add(lease);
         for row in &due {
-            let row = DeliveryRow::decode(row)?;
+            let delivery = DeliveryRow::decode(row)?;
             let endpoint = endpoints
-                .get(&mut tx, &row.state.endpoint_id)
+                .get(&mut tx, &delivery.state.endpoint_id)
                 .await?
-                .ok_or_else(|| not_found("endpoint", &row.state.endpoint_id))?;
-            let before = row.state.status;
-            let Some((attempt, state)) = start_attempt(&self.config, &endpoint, row.state, now)
+                .ok_or_else(|| not_found("endpoint", &delivery.state.endpoint_id))?;
+            let before = delivery.state.status;
+            let Some((attempt, state)) =
+                start_attempt(&self.config, &endpoint, delivery.state, now)
             else {
                 continue;
             };
             let event = if let Some(event) = events.get(&state.event_id) {
                 event.clone()
             } else {
-                let event = load_event(&mut tx, &state.event_id).await?.event;
+                let event = decode_joined_event(&state.event_id, row)?;
                 events.insert(state.event_id.clone(), event.clone());
                 event
             };
             let token = LeaseToken::generate();
-            let lease_until = now.saturating_add(lease);
-            put_delivery(&mut tx, before, &state, Some((&token, lease_until))).await?;
+            writes.push(before, &state, Some((&token, lease_until)))?;
             claims.push(Claim {
                 attempt,
                 state,
@@ -480,6 +511,7 @@ impl Store for SqliteStore {
                 lease_until,
             });
         }
+        writes.write(&mut tx).await?;
         tx.commit().await.map_err(backend)?;
         Ok(claims)
     }
@@ -501,24 +533,16 @@ impl Store for SqliteStore {
         batch: &[(&Claim, &AttemptOutcome)],
         now: OffsetDateTime,
     ) -> Result<Vec<Result<Recorded, StoreError>>, StoreError> {
-        let mut tx = self.write_lazy().await?;
-        let mut results = Vec::with_capacity(batch.len());
-        for (claim, outcome) in batch {
-            match record_in(&self.config, &mut tx, claim, outcome, now).await {
-                // Checked before anything is written: this item only.
-                Err(err @ StoreError::LeaseLost(_)) => results.push(Err(err)),
-                // Dropping the transaction rolls every item back.
-                Err(err) => return Err(err),
-                Ok(recorded) => results.push(Ok(recorded)),
-            }
-        }
+        let (_turn, mut tx) = self.write_lazy().await?;
+        // An error drops the transaction, which rolls every item back.
+        let results = record_batch(&self.config, &mut tx, batch, now).await?;
         tx.commit().await.map_err(backend)?;
         Ok(results)
     }
 
     async fn release(&self, claim: &Claim, now: OffsetDateTime) -> Result<(), StoreError> {
         let id = &claim.attempt.delivery_id;
-        let mut tx = self.write_lazy().await?;
+        let (_turn, mut tx) = self.write_lazy().await?;
         let row = load_delivery(&mut tx, id).await?;
         if row.lease.as_ref().map(|(token, _)| token) != Some(&claim.lease) {
             return Err(StoreError::LeaseLost(id.to_string()));
@@ -529,7 +553,9 @@ impl Store for SqliteStore {
         let before = row.state.status;
         let state = release_state(&self.config, &endpoint, row.state, claim, now)
             .ok_or_else(|| StoreError::LeaseLost(id.to_string()))?;
-        put_delivery(&mut tx, before, &state, None).await?;
+        DeliveryWrites::one(before, &state, None)?
+            .write(&mut tx)
+            .await?;
         tx.commit().await.map_err(backend)?;
         self.notify_work();
         Ok(())
@@ -604,14 +630,16 @@ impl Store for SqliteStore {
         id: &DeliveryId,
         now: OffsetDateTime,
     ) -> Result<DeliveryState, StoreError> {
-        let mut tx = self.write().await?;
+        let (_turn, mut tx) = self.write().await?;
         let row = load_delivery(&mut tx, id).await?;
         let (endpoint, _) = load_endpoint(&mut tx, &row.state.endpoint_id)
             .await?
             .ok_or_else(|| not_found("endpoint", &row.state.endpoint_id))?;
         let before = row.state.status;
         let state = replay_state(&self.config, &endpoint, row.state, now)?;
-        put_delivery(&mut tx, before, &state, None).await?;
+        DeliveryWrites::one(before, &state, None)?
+            .write(&mut tx)
+            .await?;
         tx.commit().await.map_err(backend)?;
         self.notify_work();
         Ok(state)
@@ -623,7 +651,7 @@ impl Store for SqliteStore {
         since: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<usize, StoreError> {
-        let mut tx = self.write().await?;
+        let (_turn, mut tx) = self.write().await?;
         let (endpoint, _) = load_endpoint(&mut tx, endpoint_id)
             .await?
             .ok_or_else(|| not_found("endpoint", endpoint_id))?;
@@ -638,6 +666,7 @@ impl Store for SqliteStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(backend)?;
+        let mut writes = DeliveryWrites::default();
         let mut count = 0;
         for row in &rows {
             let row = DeliveryRow::decode(row)?;
@@ -646,9 +675,10 @@ impl Store for SqliteStore {
             }
             let before = row.state.status;
             let state = replay_state(&self.config, &endpoint, row.state, now)?;
-            put_delivery(&mut tx, before, &state, None).await?;
+            writes.push(before, &state, None)?;
             count += 1;
         }
+        writes.write(&mut tx).await?;
         tx.commit().await.map_err(backend)?;
         if count > 0 {
             self.notify_work();
@@ -773,46 +803,6 @@ fn due_at(state: &DeliveryState) -> Option<OffsetDateTime> {
     .then(|| state.next_attempt_at.unwrap_or(state.created_at))
 }
 
-/// Writes a delivery's state and the columns derived from it. `before` is its status as read:
-/// the `finished` column is written only when the delivery finishes or is replayed, because
-/// SQLite rewrites the entries of every index whose columns an `UPDATE` sets, and claims must
-/// not rewrite `nopos_deliveries_unfinished` (keyed by endpoint, so scattered: at a 100,000
-/// backlog that is a hundred extra pages per claim).
-async fn put_delivery(
-    conn: &mut SqliteConnection,
-    before: DeliveryStatus,
-    state: &DeliveryState,
-    lease: Option<(&LeaseToken, OffsetDateTime)>,
-) -> Result<(), StoreError> {
-    let json = to_json("delivery state", state)?;
-    // A lease only means something while the attempt is in flight.
-    let lease = lease.filter(|_| state.status == DeliveryStatus::InFlight);
-    let finished = state.status.is_final();
-    let finishing = before.is_final() != finished;
-    let sql = if finishing {
-        "UPDATE nopos_deliveries SET status = ?, due_at = ?, lease_token = ?, lease_until = ?, \
-         state = ?, finished = ? WHERE id = ?"
-    } else {
-        "UPDATE nopos_deliveries SET status = ?, due_at = ?, lease_token = ?, lease_until = ?, \
-         state = ? WHERE id = ?"
-    };
-    let mut query = sqlx::query(sql)
-        .bind(state.status.as_str())
-        .bind(due_at(state).map(to_micros))
-        .bind(lease.map(|(token, _)| token.as_str().to_owned()))
-        .bind(lease.map(|(_, until)| to_micros(until)))
-        .bind(json);
-    if finishing {
-        query = query.bind(i64::from(finished));
-    }
-    query
-        .bind(state.id.as_str())
-        .execute(&mut *conn)
-        .await
-        .map_err(backend)?;
-    Ok(())
-}
-
 async fn load_delivery(
     conn: &mut SqliteConnection,
     id: &DeliveryId,
@@ -827,21 +817,6 @@ async fn load_delivery(
     DeliveryRow::decode(&row)
 }
 
-async fn insert_attempt(
-    conn: &mut SqliteConnection,
-    delivery: &DeliveryId,
-    record: &AttemptRecord,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO nopos_attempts (delivery_id, attempt, record) VALUES (?, ?, ?)")
-        .bind(delivery.as_str())
-        .bind(i64::from(record.attempt))
-        .bind(to_json("attempt record", record)?)
-        .execute(&mut *conn)
-        .await
-        .map_err(backend)?;
-    Ok(())
-}
-
 async fn load_endpoint(
     conn: &mut SqliteConnection,
     id: &EndpointId,
@@ -854,9 +829,14 @@ async fn load_endpoint(
     else {
         return Ok(None);
     };
-    let endpoint = endpoint_from_json(&column::<String>(&row, "record")?)?;
-    let health = from_json("endpoint health", &column::<String>(&row, "health")?)?;
-    Ok(Some((endpoint, health)))
+    decode_endpoint(&row).map(Some)
+}
+
+/// Decodes the `record, health` columns of an endpoint row.
+fn decode_endpoint(row: &SqliteRow) -> Result<(Endpoint, EndpointHealth), StoreError> {
+    let endpoint = endpoint_from_json(&column::<String>(row, "record")?)?;
+    let health = from_json("endpoint health", &column::<String>(row, "health")?)?;
+    Ok((endpoint, health))
 }
 
 async fn write_endpoint(
@@ -893,68 +873,176 @@ async fn change_deliveries(
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
+    let mut writes = DeliveryWrites::default();
     for row in &rows {
         let row = DeliveryRow::decode(row)?;
         let before = row.state.status;
         let state = apply_endpoint_change(config, endpoint, row.state, change, now);
         let lease = row.lease.as_ref().map(|(token, until)| (token, *until));
-        put_delivery(conn, before, &state, lease).await?;
+        writes.push(before, &state, lease)?;
     }
-    Ok(())
-}
-
-async fn load_event(conn: &mut SqliteConnection, id: &EventId) -> Result<StoredEvent, StoreError> {
-    let row = sqlx::query("SELECT type, body, stored_at FROM nopos_events WHERE id = ?")
-        .bind(id.as_str())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(backend)?
-        .ok_or_else(|| not_found("event", id))?;
-    decode_event(id.clone(), &row)
+    writes.write(conn).await
 }
 
 /// Decodes the `type, body, stored_at` columns of an event row.
 fn decode_event(id: EventId, row: &SqliteRow) -> Result<StoredEvent, StoreError> {
-    let event_type = parse_id::<EventType>("event type", column::<String>(row, "type")?)?;
-    let body = column::<Vec<u8>>(row, "body")?;
     let stored_at = from_micros(column::<i64>(row, "stored_at")?)?;
     Ok(StoredEvent {
-        event: SerializedEvent::new(id, event_type, body.into()),
+        event: decode_event_body(id, row)?,
         stored_at,
     })
 }
 
-/// Records one outcome inside `tx` ([`settle`] decides what is written).
-async fn record_in(
+/// Decodes the `type, body` columns of an event row.
+fn decode_event_body(id: EventId, row: &SqliteRow) -> Result<SerializedEvent, StoreError> {
+    let event_type = parse_id::<EventType>("event type", column::<String>(row, "type")?)?;
+    let body = column::<Vec<u8>>(row, "body")?;
+    Ok(SerializedEvent::new(id, event_type, body.into()))
+}
+
+/// Decodes the event columns of a claim's row: `NULL` when its event row is missing.
+fn decode_joined_event(id: &EventId, row: &SqliteRow) -> Result<SerializedEvent, StoreError> {
+    if column::<Option<String>>(row, "type")?.is_none() {
+        return Err(not_found("event", id));
+    }
+    decode_event_body(id.clone(), row)
+}
+
+/// Records a batch of outcomes inside `conn`'s transaction, in batch order, each exactly as if
+/// it were recorded alone ([`settle`] decides what is written), in a constant number of
+/// statements: the batch's delivery rows and endpoints are read with one statement each, and the
+/// new states, log entries and healths written with one or two each. An outcome that disables
+/// its endpoint pauses the endpoint's other deliveries right away; the items after it are then
+/// read again, so they see the pause.
+async fn record_batch(
     config: &StoreConfig,
-    tx: &mut SqliteConnection,
-    claim: &Claim,
-    outcome: &AttemptOutcome,
+    conn: &mut SqliteConnection,
+    batch: &[(&Claim, &AttemptOutcome)],
     now: OffsetDateTime,
-) -> Result<Recorded, StoreError> {
-    let id = &claim.attempt.delivery_id;
-    let lost = || StoreError::LeaseLost(id.to_string());
-    let row = load_delivery(&mut *tx, id).await?;
-    if row.lease.as_ref().map(|(token, _)| token) != Some(&claim.lease) {
-        return Err(lost());
+) -> Result<Vec<Result<Recorded, StoreError>>, StoreError> {
+    let mut results = Vec::with_capacity(batch.len());
+    'rounds: while results.len() < batch.len() {
+        let rest = &batch[results.len()..];
+        let mut deliveries = load_deliveries(&mut *conn, rest).await?;
+        let mut endpoints = load_endpoints(
+            &mut *conn,
+            deliveries.values().map(|row| &row.state.endpoint_id),
+        )
+        .await?;
+        let mut changed_health: Vec<EndpointId> = Vec::new();
+        let mut writes = DeliveryWrites::default();
+        let mut log = AttemptWrites::default();
+        for (claim, outcome) in rest {
+            let id = &claim.attempt.delivery_id;
+            let lost = || StoreError::LeaseLost(id.to_string());
+            // Taken out once used: the same claim twice in a batch has lost its lease the
+            // second time, as it would have recorded alone.
+            let row = deliveries
+                .remove(id)
+                .filter(|row| row.lease.as_ref().map(|(token, _)| token) == Some(&claim.lease));
+            let Some(row) = row else {
+                results.push(Err(lost()));
+                continue;
+            };
+            let Some((endpoint, health)) = endpoints.get_mut(&row.state.endpoint_id) else {
+                results.push(Err(lost()));
+                continue;
+            };
+            let before = row.state.status;
+            let settlement = match settle(
+                config,
+                endpoint,
+                claim,
+                row.state,
+                health.clone(),
+                outcome,
+                now,
+            ) {
+                Ok(settlement) => settlement,
+                // A stale claim: this item only, before anything of it is written.
+                Err(err) => {
+                    results.push(Err(err));
+                    continue;
+                }
+            };
+            log.push(id, &settlement.record)?;
+            writes.push(before, &settlement.state, None)?;
+            *health = settlement.health;
+            if !changed_health.contains(&endpoint.id) {
+                changed_health.push(endpoint.id.clone());
+            }
+            results.push(Ok(Recorded {
+                state: settlement.state,
+                endpoint_disabled: settlement.disable,
+            }));
+            if let Some(reason) = settlement.disable {
+                endpoint.disable(now, reason);
+                let (disabled, health) = (endpoint.clone(), health.clone());
+                log.write(&mut *conn).await?;
+                writes.write(&mut *conn).await?;
+                write_changed_healths(&mut *conn, &endpoints, &changed_health).await?;
+                write_endpoint(&mut *conn, &disabled, &health).await?;
+                change_deliveries(config, &mut *conn, &disabled, EndpointChange::Disabled, now)
+                    .await?;
+                continue 'rounds;
+            }
+        }
+        log.write(&mut *conn).await?;
+        writes.write(&mut *conn).await?;
+        write_changed_healths(&mut *conn, &endpoints, &changed_health).await?;
     }
-    let Some((mut endpoint, health)) = load_endpoint(&mut *tx, &row.state.endpoint_id).await?
-    else {
-        return Err(lost());
-    };
-    let before = row.state.status;
-    let settlement = settle(config, &endpoint, claim, row.state, health, outcome, now)?;
-    insert_attempt(&mut *tx, id, &settlement.record).await?;
-    put_delivery(&mut *tx, before, &settlement.state, None).await?;
-    if let Some(reason) = settlement.disable {
-        endpoint.disable(now, reason);
-        change_deliveries(config, &mut *tx, &endpoint, EndpointChange::Disabled, now).await?;
-    }
-    write_endpoint(&mut *tx, &endpoint, &settlement.health).await?;
-    Ok(Recorded {
-        state: settlement.state,
-        endpoint_disabled: settlement.disable,
-    })
+    Ok(results)
+}
+
+/// The delivery rows of a batch's claims, by id.
+async fn load_deliveries(
+    conn: &mut SqliteConnection,
+    batch: &[(&Claim, &AttemptOutcome)],
+) -> Result<HashMap<DeliveryId, DeliveryRow>, StoreError> {
+    let ids: Vec<&str> = batch
+        .iter()
+        .map(|(claim, _)| claim.attempt.delivery_id.as_str())
+        .collect();
+    let rows = batch::rows_with_ids(
+        conn,
+        "state, lease_token, lease_until",
+        "nopos_deliveries",
+        &ids,
+    )
+    .await?;
+    rows.iter()
+        .map(|row| DeliveryRow::decode(row).map(|row| (row.state.id.clone(), row)))
+        .collect()
+}
+
+/// The endpoints with these ids that exist, with their health.
+async fn load_endpoints<'a>(
+    conn: &mut SqliteConnection,
+    ids: impl Iterator<Item = &'a EndpointId>,
+) -> Result<HashMap<EndpointId, (Endpoint, EndpointHealth)>, StoreError> {
+    let mut ids: Vec<&str> = ids.map(EndpointId::as_str).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let rows = batch::rows_with_ids(conn, "record, health", "nopos_endpoints", &ids).await?;
+    rows.iter()
+        .map(|row| {
+            let (endpoint, health) = decode_endpoint(row)?;
+            Ok((endpoint.id.clone(), (endpoint, health)))
+        })
+        .collect()
+}
+
+/// Writes the healths of the endpoints in `changed`.
+async fn write_changed_healths(
+    conn: &mut SqliteConnection,
+    endpoints: &HashMap<EndpointId, (Endpoint, EndpointHealth)>,
+    changed: &[EndpointId],
+) -> Result<(), StoreError> {
+    let healths: Vec<(&EndpointId, &EndpointHealth)> = changed
+        .iter()
+        .filter_map(|id| endpoints.get(id).map(|(_, health)| (id, health)))
+        .collect();
+    batch::write_healths(conn, &healths).await
 }
 
 /// Endpoints read during one claim, each read once.

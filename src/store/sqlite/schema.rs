@@ -54,7 +54,8 @@ pub(super) fn connect_options(path: &Path) -> SqliteConnectOptions {
 /// pool (`emit` above all) also makes every earlier lazy commit durable.
 pub(super) async fn open_lazy_pool(path: &Path) -> Result<SqlitePool, StoreError> {
     SqlitePoolOptions::new()
-        .max_connections(2)
+        .max_connections(1)
+        .test_before_acquire(false)
         .connect_with(connect_options(path).synchronous(SqliteSynchronous::Normal))
         .await
         .map_err(backend)
@@ -64,6 +65,9 @@ pub(super) async fn open_lazy_pool(path: &Path) -> Result<SqlitePool, StoreError
 pub(super) async fn open_pool(path: &Path) -> Result<SqlitePool, StoreError> {
     let pool = SqlitePoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
+        // A connection to a local file does not go stale the way a network one does; the ping
+        // would be one more round trip to the connection's thread per transaction.
+        .test_before_acquire(false)
         .connect_with(connect_options(path))
         .await
         .map_err(backend)?;

@@ -1,0 +1,252 @@
+//! Batched statements: the rows of a claim or of a batch of outcomes read or written with one
+//! statement per table, as `IN` lists and multi-row `VALUES` lists of bound parameters.
+//!
+//! SQLite has no array parameters, and every statement is a round trip to the connection's
+//! thread, so writing a batch row by row would cost a round trip per row. Passing the rows as
+//! one JSON document to `json_each` would avoid that, but SQLite then parses the document again
+//! for every column it extracts, which costs more than the round trips it saves. Lists are
+//! padded to the next power of two with rows that match nothing (`NULL` ids), so a connection
+//! prepares and caches a handful of statement shapes instead of one per batch size.
+
+use sqlx::query::Query;
+use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection, SqliteRow};
+use sqlx::{AssertSqlSafe, SqlSafeStr};
+use time::OffsetDateTime;
+
+use super::due_at;
+use crate::store::codec::{backend, to_json, to_micros};
+use crate::store::{LeaseToken, StoreError};
+use crate::{AttemptRecord, DeliveryId, DeliveryState, DeliveryStatus, EndpointHealth, EndpointId};
+
+/// Most rows in one statement: 512 rows of 7 columns stay far below SQLite's limit on bound
+/// parameters (32,766).
+const MAX_ROWS: usize = 512;
+
+/// `rows` tuples of `columns` placeholders, padded (see the module docs): `(?, ?), (?, ?)`.
+fn values_list(rows: usize, columns: usize) -> String {
+    let tuple = format!("({})", vec!["?"; columns].join(", "));
+    vec![tuple; rows.next_power_of_two()].join(", ")
+}
+
+/// A statement built from constant text and placeholders only: values are always bound.
+fn statement(sql: String) -> Query<'static, Sqlite, SqliteArguments> {
+    sqlx::query(AssertSqlSafe(sql).into_sql_str())
+}
+
+/// Binds `NULL`s for the padding rows of a list of `rows` rows of `columns` columns.
+fn pad(
+    mut query: Query<'static, Sqlite, SqliteArguments>,
+    rows: usize,
+    columns: usize,
+) -> Query<'static, Sqlite, SqliteArguments> {
+    for _ in 0..(rows.next_power_of_two() - rows) * columns {
+        query = query.bind(None::<String>);
+    }
+    query
+}
+
+/// The rows whose `id` is one of `ids`: `SELECT {columns} FROM {table} WHERE id IN (…)`, in
+/// statements of at most [`MAX_ROWS`] ids.
+pub(super) async fn rows_with_ids(
+    conn: &mut SqliteConnection,
+    columns: &str,
+    table: &str,
+    ids: &[&str],
+) -> Result<Vec<SqliteRow>, StoreError> {
+    let mut rows = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(MAX_ROWS) {
+        let list = values_list(chunk.len(), 1);
+        let sql = format!("SELECT {columns} FROM {table} WHERE id IN (VALUES {list})");
+        let mut query = statement(sql);
+        for id in chunk {
+            query = query.bind(id.to_string());
+        }
+        let found = pad(query, chunk.len(), 1)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(backend)?;
+        rows.extend(found);
+    }
+    Ok(rows)
+}
+
+/// Delivery rows to rewrite, in at most two statements per [`MAX_ROWS`].
+#[derive(Default)]
+pub(super) struct DeliveryWrites {
+    /// Rows whose `finished` column keeps its value (claims, retries, pauses).
+    unfinished: Vec<DeliveryColumns>,
+    /// Rows that finish or come back (a replay): `finished` is written too.
+    finishing: Vec<DeliveryColumns>,
+}
+
+/// One row's derived columns and state.
+struct DeliveryColumns {
+    id: String,
+    status: &'static str,
+    due_at: Option<i64>,
+    lease_token: Option<String>,
+    lease_until: Option<i64>,
+    state: String,
+    finished: bool,
+}
+
+impl DeliveryWrites {
+    /// A batch of one row.
+    pub(super) fn one(
+        before: DeliveryStatus,
+        state: &DeliveryState,
+        lease: Option<(&LeaseToken, OffsetDateTime)>,
+    ) -> Result<DeliveryWrites, StoreError> {
+        let mut writes = DeliveryWrites::default();
+        writes.push(before, state, lease)?;
+        Ok(writes)
+    }
+
+    /// Adds a delivery's new state and the columns derived from it. `before` is its status as
+    /// read: the `finished` column is written only when the delivery finishes or is replayed,
+    /// because SQLite rewrites the entries of every index whose columns an `UPDATE` sets, and
+    /// claims must not rewrite `nopos_deliveries_unfinished` (keyed by endpoint, so scattered:
+    /// at a 100,000 backlog that is a hundred extra pages per claim).
+    pub(super) fn push(
+        &mut self,
+        before: DeliveryStatus,
+        state: &DeliveryState,
+        lease: Option<(&LeaseToken, OffsetDateTime)>,
+    ) -> Result<(), StoreError> {
+        // A lease only means something while the attempt is in flight.
+        let lease = lease.filter(|_| state.status == DeliveryStatus::InFlight);
+        let finished = state.status.is_final();
+        let columns = DeliveryColumns {
+            id: state.id.to_string(),
+            status: state.status.as_str(),
+            due_at: due_at(state).map(to_micros),
+            lease_token: lease.map(|(token, _)| token.as_str().to_owned()),
+            lease_until: lease.map(|(_, until)| to_micros(until)),
+            state: to_json("delivery state", state)?,
+            finished,
+        };
+        if before.is_final() == finished {
+            self.unfinished.push(columns);
+        } else {
+            self.finishing.push(columns);
+        }
+        Ok(())
+    }
+
+    /// Writes the rows added so far and empties the batch.
+    pub(super) async fn write(&mut self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
+        for (rows, with_finished) in [
+            (std::mem::take(&mut self.unfinished), false),
+            (std::mem::take(&mut self.finishing), true),
+        ] {
+            let columns = if with_finished { 7 } else { 6 };
+            let finished = if with_finished {
+                ", finished = u.column7"
+            } else {
+                ""
+            };
+            for chunk in owned_chunks(rows) {
+                let list = values_list(chunk.len(), columns);
+                let sql = format!(
+                    "UPDATE nopos_deliveries SET status = u.column2, due_at = u.column3, \
+                     lease_token = u.column4, lease_until = u.column5, state = u.column6\
+                     {finished} FROM (VALUES {list}) AS u WHERE nopos_deliveries.id = u.column1"
+                );
+                let rows = chunk.len();
+                let mut query = statement(sql);
+                for row in chunk {
+                    query = query
+                        .bind(row.id)
+                        .bind(row.status)
+                        .bind(row.due_at)
+                        .bind(row.lease_token)
+                        .bind(row.lease_until)
+                        .bind(row.state);
+                    if with_finished {
+                        query = query.bind(i64::from(row.finished));
+                    }
+                }
+                pad(query, rows, columns)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(backend)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Attempt log entries to insert: (delivery id, attempt, record) rows.
+#[derive(Default)]
+pub(super) struct AttemptWrites(Vec<(String, u32, String)>);
+
+impl AttemptWrites {
+    pub(super) fn push(
+        &mut self,
+        delivery: &DeliveryId,
+        record: &AttemptRecord,
+    ) -> Result<(), StoreError> {
+        self.0.push((
+            delivery.to_string(),
+            record.attempt,
+            to_json("attempt record", record)?,
+        ));
+        Ok(())
+    }
+
+    /// Inserts the entries added so far and empties the batch.
+    pub(super) async fn write(&mut self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
+        for chunk in owned_chunks(std::mem::take(&mut self.0)) {
+            let list = values_list(chunk.len(), 3);
+            // The padding rows are filtered out, not inserted.
+            let sql = format!(
+                "INSERT INTO nopos_attempts (delivery_id, attempt, record) \
+                 SELECT column1, column2, column3 FROM (VALUES {list}) WHERE column1 IS NOT NULL"
+            );
+            let rows = chunk.len();
+            let mut query = statement(sql);
+            for (delivery, attempt, record) in chunk {
+                query = query.bind(delivery).bind(i64::from(attempt)).bind(record);
+            }
+            pad(query, rows, 3)
+                .execute(&mut *conn)
+                .await
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes endpoint healths, in one statement per [`MAX_ROWS`].
+pub(super) async fn write_healths(
+    conn: &mut SqliteConnection,
+    healths: &[(&EndpointId, &EndpointHealth)],
+) -> Result<(), StoreError> {
+    for chunk in healths.chunks(MAX_ROWS) {
+        let list = values_list(chunk.len(), 2);
+        let sql = format!(
+            "UPDATE nopos_endpoints SET health = u.column2 FROM (VALUES {list}) AS u \
+             WHERE nopos_endpoints.id = u.column1"
+        );
+        let mut query = statement(sql);
+        for (id, health) in chunk {
+            query = query
+                .bind(id.as_str().to_owned())
+                .bind(to_json("endpoint health", health)?);
+        }
+        pad(query, chunk.len(), 2)
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Splits `rows` into owned chunks of at most [`MAX_ROWS`] (their values move into the binds).
+fn owned_chunks<T>(rows: Vec<T>) -> impl Iterator<Item = Vec<T>> {
+    let mut rows = rows.into_iter().peekable();
+    std::iter::from_fn(move || {
+        rows.peek()?;
+        Some(rows.by_ref().take(MAX_ROWS).collect())
+    })
+}
