@@ -81,7 +81,7 @@ struct RawEnvelope<'a> {
     id: EventId,
     #[serde(rename = "type")]
     event_type: EventType,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::timestamp")]
     created_at: OffsetDateTime,
     #[serde(borrow)]
     data: &'a RawValue,

@@ -63,6 +63,7 @@ mod secret;
 pub mod security;
 pub mod signature;
 pub mod store;
+mod timestamp;
 pub mod transport;
 
 pub use delivery::{

@@ -70,16 +70,16 @@ impl Default for HealthPolicy {
 #[non_exhaustive]
 pub struct EndpointHealth {
     /// The first failure after the last success; `None` while healthy.
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "crate::timestamp::option")]
     pub failing_since: Option<OffsetDateTime>,
     /// Failures since the last success.
     #[serde(default)]
     pub consecutive_failures: u32,
     /// The last delivered attempt.
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "crate::timestamp::option")]
     pub last_success_at: Option<OffsetDateTime>,
     /// The last failed attempt.
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "crate::timestamp::option")]
     pub last_failure_at: Option<OffsetDateTime>,
 }
 

@@ -96,7 +96,7 @@ pub struct DeliveryState {
     /// Where it is.
     pub status: DeliveryStatus,
     /// When it was created (the fan-out of the event).
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::timestamp")]
     pub created_at: OffsetDateTime,
     /// Attempts started over the delivery's whole life, replays included; the last attempt's
     /// number.
@@ -109,10 +109,10 @@ pub struct DeliveryState {
     #[serde(default)]
     pub replays: u32,
     /// When the next attempt is due, while pending, scheduled or paused.
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "crate::timestamp::option")]
     pub next_attempt_at: Option<OffsetDateTime>,
     /// When the attempt in flight started.
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "crate::timestamp::option")]
     pub in_flight_since: Option<OffsetDateTime>,
     /// The endpoint was disabled while an attempt was in flight: pause after it, unless it
     /// delivers.
@@ -122,7 +122,7 @@ pub struct DeliveryState {
     #[serde(default)]
     pub last_attempt: Option<AttemptRecord>,
     /// When it reached a final state.
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "crate::timestamp::option")]
     pub finished_at: Option<OffsetDateTime>,
 }
 

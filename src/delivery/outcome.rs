@@ -308,7 +308,7 @@ pub struct AttemptRecord {
     /// the value that was sent as `x-nopos-delivery-attempt`.
     pub attempt: u32,
     /// When it started.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::timestamp")]
     pub started_at: OffsetDateTime,
     /// The response status, when a response arrived.
     pub status: Option<u16>,

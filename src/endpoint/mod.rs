@@ -39,7 +39,7 @@ pub enum DisableReason {
     /// [`HealthPolicy`](crate::HealthPolicy) allows.
     Failing {
         /// The first failure of the streak.
-        #[serde(with = "time::serde::rfc3339")]
+        #[serde(with = "crate::timestamp")]
         since: OffsetDateTime,
     },
 }
@@ -56,7 +56,7 @@ pub enum EndpointStatus {
         /// Why.
         reason: DisableReason,
         /// Since when.
-        #[serde(with = "time::serde::rfc3339")]
+        #[serde(with = "crate::timestamp")]
         at: OffsetDateTime,
     },
 }
@@ -234,7 +234,7 @@ pub struct EndpointRecord {
     #[serde(default)]
     pub retry_schedule: Option<RetrySchedule>,
     /// When it was registered.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::timestamp")]
     pub created_at: OffsetDateTime,
 }
 
@@ -245,7 +245,7 @@ pub struct StoredSecret {
     /// The secret text, exactly as registered.
     pub secret: String,
     /// When it stops being valid; `None` for the current secret.
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "crate::timestamp::option")]
     pub expires_at: Option<OffsetDateTime>,
 }
 

@@ -290,7 +290,7 @@ payload! {
         /// How it was paid: `card`, `cash`, `gift_card`, `split`, …
         payment_method: String,
         /// When the sale was finalized, if different from the envelope's `created_at`.
-        #[serde(with = "time::serde::rfc3339::option")]
+        #[serde(with = "crate::timestamp::option")]
         completed_at: OffsetDateTime,
     }
     lists {

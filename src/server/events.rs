@@ -32,7 +32,7 @@ pub(super) struct EmitRequest {
     data: Box<RawValue>,
     #[serde(default)]
     id: Option<String>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "crate::timestamp::option")]
     created_at: Option<OffsetDateTime>,
 }
 

@@ -23,7 +23,7 @@ pub(super) struct EndpointView<'a> {
     headers: Vec<&'a str>,
     status: &'static str,
     disabled: Option<Disabled>,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::timestamp")]
     created_at: OffsetDateTime,
     /// Only when the endpoint is created.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -33,7 +33,7 @@ pub(super) struct EndpointView<'a> {
 #[derive(Serialize)]
 struct Disabled {
     reason: DisableReason,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::timestamp")]
     at: OffsetDateTime,
 }
 
@@ -77,11 +77,11 @@ pub(super) struct DeliveryView<'a> {
     webhook_id: &'a EndpointId,
     status: DeliveryStatus,
     attempt_count: u32,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "crate::timestamp::option")]
     next_attempt_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::timestamp")]
     created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "crate::timestamp::option")]
     finished_at: Option<OffsetDateTime>,
     last_attempt: Option<&'a AttemptRecord>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -122,7 +122,7 @@ pub(super) struct EventView<'a> {
     pub(super) event_type: &'a str,
     pub(super) created_at: &'a str,
     pub(super) data: &'a RawValue,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::timestamp")]
     pub(super) stored_at: OffsetDateTime,
     pub(super) deliveries: Vec<DeliveryView<'a>>,
 }

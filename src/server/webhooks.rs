@@ -224,7 +224,7 @@ pub(super) struct RotateSecret {
 struct Rotated<'a> {
     id: &'a EndpointId,
     secret: &'a str,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::timestamp")]
     previous_secrets_expire_at: OffsetDateTime,
 }
 
@@ -401,14 +401,14 @@ pub(super) async fn deliveries<S: Store + 'static, C: HttpClient>(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RecoverRequest {
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::timestamp")]
     since: OffsetDateTime,
 }
 
 #[derive(Serialize)]
 struct RecoverResult<'a> {
     webhook_id: &'a EndpointId,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::timestamp")]
     since: OffsetDateTime,
     recovered: usize,
 }
@@ -435,9 +435,9 @@ pub(super) async fn recover<S: Store + 'static, C: HttpClient>(
 struct StatsView<'a> {
     webhook_id: &'a EndpointId,
     window_secs: u64,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::timestamp")]
     since: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::timestamp")]
     until: OffsetDateTime,
     #[serde(flatten)]
     stats: AttemptStats,

@@ -88,7 +88,7 @@ pub fn endpoint_from_json(json: &str) -> Result<Endpoint, StoreError> {
 pub fn event_created_at(body: &[u8]) -> Option<OffsetDateTime> {
     #[derive(serde::Deserialize)]
     struct CreatedAt {
-        #[serde(with = "time::serde::rfc3339")]
+        #[serde(with = "crate::timestamp")]
         created_at: OffsetDateTime,
     }
     serde_json::from_slice::<CreatedAt>(body)
