@@ -448,9 +448,16 @@ impl Store for SqliteStore {
         .map_err(backend)?;
         let mut writes = DeliveryWrites::default();
         let mut log = AttemptWrites::default();
-        for row in &expired {
-            let row = DeliveryRow::decode(row)?;
-            let Some(endpoint) = endpoints.get(&mut tx, &row.state.endpoint_id).await? else {
+        let expired = expired
+            .iter()
+            .map(DeliveryRow::decode)
+            .collect::<Result<Vec<_>, _>>()?;
+        endpoints
+            .load(&mut tx, expired.iter().map(|row| &row.state.endpoint_id))
+            .await?;
+        for row in expired {
+            // Deleting an endpoint cancels its deliveries, so this only skips hand-edited rows.
+            let Some(endpoint) = endpoints.get(&row.state.endpoint_id) else {
                 continue;
             };
             let before = row.state.status;
@@ -481,11 +488,16 @@ impl Store for SqliteStore {
         let mut events: HashMap<EventId, SerializedEvent> = HashMap::new();
         let mut claims = Vec::with_capacity(due.len());
         let lease_until = now.saturating_add(lease);
-        for row in &due {
-            let delivery = DeliveryRow::decode(row)?;
+        let deliveries = due
+            .iter()
+            .map(DeliveryRow::decode)
+            .collect::<Result<Vec<_>, _>>()?;
+        endpoints
+            .load(&mut tx, deliveries.iter().map(|row| &row.state.endpoint_id))
+            .await?;
+        for (row, delivery) in due.iter().zip(deliveries) {
             let endpoint = endpoints
-                .get(&mut tx, &delivery.state.endpoint_id)
-                .await?
+                .get(&delivery.state.endpoint_id)
                 .ok_or_else(|| not_found("endpoint", &delivery.state.endpoint_id))?;
             let before = delivery.state.status;
             let Some((attempt, state)) =
@@ -1045,24 +1057,37 @@ async fn write_changed_healths(
     batch::write_healths(conn, &healths).await
 }
 
-/// Endpoints read during one claim, each read once.
+/// Endpoints read during one claim, each read once and shared by its claims.
 #[derive(Default)]
-struct EndpointCache(HashMap<EndpointId, Option<Arc<Endpoint>>>);
+struct EndpointCache(HashMap<EndpointId, Arc<Endpoint>>);
 
 impl EndpointCache {
-    async fn get(
+    /// Reads those of `ids` not read yet, in one statement.
+    async fn load<'a>(
         &mut self,
         conn: &mut SqliteConnection,
-        id: &EndpointId,
-    ) -> Result<Option<Arc<Endpoint>>, StoreError> {
-        if let Some(found) = self.0.get(id) {
-            return Ok(found.clone());
+        ids: impl Iterator<Item = &'a EndpointId>,
+    ) -> Result<(), StoreError> {
+        let mut missing: Vec<&str> = ids
+            .filter(|id| !self.0.contains_key(*id))
+            .map(EndpointId::as_str)
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
         }
-        let found = load_endpoint(conn, id)
-            .await?
-            .map(|(endpoint, _)| Arc::new(endpoint));
-        self.0.insert(id.clone(), found.clone());
-        Ok(found)
+        missing.sort_unstable();
+        missing.dedup();
+        let rows = batch::rows_with_ids(conn, "record", "nopos_endpoints", &missing).await?;
+        for row in &rows {
+            let endpoint = endpoint_from_json(&column::<String>(row, "record")?)?;
+            self.0.insert(endpoint.id.clone(), Arc::new(endpoint));
+        }
+        Ok(())
+    }
+
+    /// A loaded endpoint; `None` when it does not exist.
+    fn get(&self, id: &EndpointId) -> Option<Arc<Endpoint>> {
+        self.0.get(id).cloned()
     }
 }
 
