@@ -57,12 +57,18 @@ statements! {
     /// Endpoint rows are locked before delivery rows, by every method that locks both.
     lock_endpoint = "SELECT record::text, health::text FROM {s}.endpoints WHERE id = $1 \
         FOR UPDATE";
+    /// A batch's endpoint rows, locked in id order (the order every batch locks them in).
+    lock_endpoints = "SELECT record::text, health::text, id FROM {s}.endpoints \
+        WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE";
     share_endpoint = "SELECT record::text, health::text FROM {s}.endpoints WHERE id = $1 \
         FOR SHARE";
     list_endpoints = "SELECT record::text FROM {s}.endpoints ORDER BY created_at, id";
     write_endpoint = "UPDATE {s}.endpoints SET created_at = $2, record = $3::jsonb, \
         health = $4::jsonb WHERE id = $1";
     write_health = "UPDATE {s}.endpoints SET health = $2::jsonb WHERE id = $1";
+    /// Several endpoints' healths, in one statement.
+    write_healths = "UPDATE {s}.endpoints AS e SET health = u.health::jsonb \
+        FROM UNNEST($1::text[], $2::text[]) AS u(id, health) WHERE e.id = u.id";
     delete_endpoint = "DELETE FROM {s}.endpoints WHERE id = $1";
 
     /// Taken shared by `emit`, exclusive by endpoint status changes (see the module docs).
@@ -85,6 +91,9 @@ statements! {
     delivery_endpoint = "SELECT endpoint_id FROM {s}.deliveries WHERE id = $1";
     lock_delivery = "SELECT endpoint_id, state::text, lease_token FROM {s}.deliveries \
         WHERE id = $1 FOR UPDATE";
+    /// A batch's delivery rows, locked in id order (after their endpoints' rows).
+    lock_deliveries = "SELECT id, endpoint_id, state::text, lease_token FROM {s}.deliveries \
+        WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE";
     /// Deliveries of an endpoint that are not final (`$2`: the final statuses).
     lock_unfinished = "SELECT id, state::text, lease_token, lease_until FROM {s}.deliveries \
         WHERE endpoint_id = $1 AND status <> ALL($2::text[]) ORDER BY id FOR UPDATE";
