@@ -16,7 +16,7 @@
 //!   token and writes the delivery, the attempt log entry and the endpoint's health together
 //!   ([`settle`]). An outcome that disables the endpoint pauses its other deliveries in the same
 //!   transaction. A batch of outcomes ([`Store::record_attempts`]) locks all its endpoint rows,
-//!   then all its delivery rows, and writes each kind of row in one statement.
+//!   then all its delivery rows, in one statement, and writes all it decided in one more.
 //! - **Lock order.** Every method that locks an endpoint row and delivery rows locks the endpoint
 //!   first, so they cannot deadlock. `emit` holds a per-schema advisory lock in shared mode and
 //!   endpoint status changes (disable, enable, delete) take it exclusively: an event is either
@@ -375,12 +375,13 @@ impl PostgresStore {
     /// outcome would cap the dispatchers at a few hundred deliveries per second. `emit` and every
     /// endpoint change still wait for the flush.
     async fn begin_lazy(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
-        let mut tx = self.begin().await?;
-        sqlx::query("SET LOCAL synchronous_commit = off")
-            .execute(&mut *tx)
+        // One round trip for both. Statements before a BEGIN in one simple query become part of
+        // the transaction it opens (the protocol's "Multiple Statements in a Simple Query"), and
+        // if the SET failed the BEGIN would not run: no transaction is left open either way.
+        self.pool
+            .begin_with("SET LOCAL synchronous_commit = off; BEGIN")
             .await
-            .map_err(backend)?;
-        Ok(tx)
+            .map_err(backend)
     }
 
     /// Queues a work notification; it is delivered when the transaction commits.
