@@ -2,10 +2,10 @@
 //!
 //! One by one, an outcome costs about five round trips (lock the endpoint, lock the delivery,
 //! write the delivery, log the attempt, write the health), and the dispatcher's single recorder
-//! writes every outcome, so that cost bounds a dispatcher's throughput. Here a batch locks all
-//! its endpoint rows in one statement and all its delivery rows in another, settles each item in
-//! memory in the order the one-by-one path takes, and writes all delivery states, all attempt
-//! log entries and all changed healths in one statement each.
+//! writes every outcome, so that cost bounds a dispatcher's throughput. Here a batch takes two
+//! statements whatever its size: one locks all its endpoint rows, then all its delivery rows,
+//! and reads them; each item is then settled in memory in the order the one-by-one path takes;
+//! one more writes all delivery states, attempt log entries and changed healths.
 //!
 //! The results are those of recording the items one by one in (endpoint id, delivery id) order:
 //! each endpoint's health is carried from item to item as the one-by-one path reads back what
@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 use super::sql::Statements;
 use super::{
     AttemptWrites, DeliveryWrites, PostgresStore, backend, column, delivery_state,
-    endpoint_and_health, not_found, to_json,
+    endpoint_from_json, from_json, not_found, to_json,
 };
 use crate::store::{Claim, EndpointChange, Recorded, StoreError, settle};
 use crate::{AttemptOutcome, DeliveryState, Endpoint, EndpointHealth};
@@ -49,27 +49,38 @@ struct LockedDelivery {
     token: Option<String>,
 }
 
-/// Changed endpoint healths, as the columns of one `UPDATE … FROM UNNEST(…)`.
+/// Changed endpoint healths, as columns for `UNNEST`.
 #[derive(Default)]
 struct HealthWrites {
     ids: Vec<String>,
     healths: Vec<String>,
 }
 
-impl HealthWrites {
-    async fn write(self, st: &Statements, conn: &mut sqlx::PgConnection) -> Result<(), StoreError> {
-        if self.ids.is_empty() {
-            return Ok(());
-        }
-        st.write_healths
-            .query()
-            .bind(self.ids)
-            .bind(self.healths)
-            .execute(conn)
-            .await
-            .map_err(backend)?;
-        Ok(())
-    }
+/// Writes what a batch decided, in one statement.
+async fn write_all(
+    st: &Statements,
+    conn: &mut sqlx::PgConnection,
+    writes: DeliveryWrites,
+    log: AttemptWrites,
+    healths: HealthWrites,
+) -> Result<(), StoreError> {
+    st.record_writes
+        .query()
+        .bind(writes.ids)
+        .bind(writes.statuses)
+        .bind(writes.due_ats)
+        .bind(writes.lease_tokens)
+        .bind(writes.lease_untils)
+        .bind(writes.states)
+        .bind(log.delivery_ids)
+        .bind(log.attempts)
+        .bind(log.records)
+        .bind(healths.ids)
+        .bind(healths.healths)
+        .execute(conn)
+        .await
+        .map_err(backend)?;
+    Ok(())
 }
 
 impl PostgresStore {
@@ -104,44 +115,40 @@ impl PostgresStore {
             .collect();
 
         let rows = st
-            .lock_endpoints
+            .lock_batch
             .query()
             .bind(endpoint_ids)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(backend)?;
-        let mut endpoints = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let (endpoint, health) = endpoint_and_health(row)?;
-            let id: String = column(row, 2)?;
-            endpoints.insert(
-                id,
-                LockedEndpoint {
-                    endpoint,
-                    stored_health: health.clone(),
-                    health,
-                    disabled_here: false,
-                },
-            );
-        }
-        let rows = st
-            .lock_deliveries
-            .query()
             .bind(delivery_ids)
             .fetch_all(&mut *conn)
             .await
             .map_err(backend)?;
-        let mut deliveries = HashMap::with_capacity(rows.len());
+        let mut endpoints = HashMap::new();
+        let mut deliveries = HashMap::with_capacity(batch.len());
         for row in &rows {
-            let id: String = column(row, 0)?;
-            deliveries.insert(
-                id,
-                LockedDelivery {
-                    endpoint_id: column(row, 1)?,
-                    state: delivery_state(&column::<String>(row, 2)?)?,
-                    token: column(row, 3)?,
-                },
-            );
+            let id: String = column(row, 1)?;
+            if column(row, 0)? {
+                let endpoint = endpoint_from_json(&column::<String>(row, 2)?)?;
+                let health: EndpointHealth =
+                    from_json("endpoint health", &column::<String>(row, 3)?)?;
+                endpoints.insert(
+                    id,
+                    LockedEndpoint {
+                        endpoint,
+                        stored_health: health.clone(),
+                        health,
+                        disabled_here: false,
+                    },
+                );
+            } else {
+                deliveries.insert(
+                    id,
+                    LockedDelivery {
+                        endpoint_id: column(row, 2)?,
+                        state: delivery_state(&column::<String>(row, 3)?)?,
+                        token: column(row, 4)?,
+                    },
+                );
+            }
         }
 
         let mut results: Vec<Option<Result<Recorded, StoreError>>> =
@@ -224,8 +231,6 @@ impl PostgresStore {
             }));
         }
 
-        writes.write(st, &mut *conn).await?;
-        log.write(st, &mut *conn).await?;
         let mut healths = HealthWrites::default();
         for (id, locked) in endpoints {
             if !locked.disabled_here && locked.health != locked.stored_health {
@@ -235,7 +240,7 @@ impl PostgresStore {
                     .push(to_json("endpoint health", &locked.health)?);
             }
         }
-        healths.write(st, conn).await?;
+        write_all(st, conn, writes, log, healths).await?;
         // Every index was filled above.
         Ok(results.into_iter().flatten().collect())
     }
