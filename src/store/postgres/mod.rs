@@ -15,7 +15,8 @@
 //! - **Recording** an outcome locks the endpoint row, then the delivery row, checks the lease
 //!   token and writes the delivery, the attempt log entry and the endpoint's health together
 //!   ([`settle`]). An outcome that disables the endpoint pauses its other deliveries in the same
-//!   transaction.
+//!   transaction. A batch of outcomes ([`Store::record_attempts`]) locks all its endpoint rows,
+//!   then all its delivery rows, in one statement, and writes all it decided in one more.
 //! - **Lock order.** Every method that locks an endpoint row and delivery rows locks the endpoint
 //!   first, so they cannot deadlock. `emit` holds a per-schema advisory lock in shared mode and
 //!   endpoint status changes (disable, enable, delete) take it exclusively: an event is either
@@ -36,6 +37,7 @@
 //! store works on connections with any `search_path`, including the caller's own in
 //! [`PostgresStore::emit_in`].
 
+mod batch;
 mod dedup;
 mod error;
 mod listen;
@@ -373,12 +375,13 @@ impl PostgresStore {
     /// outcome would cap the dispatchers at a few hundred deliveries per second. `emit` and every
     /// endpoint change still wait for the flush.
     async fn begin_lazy(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
-        let mut tx = self.begin().await?;
-        sqlx::query("SET LOCAL synchronous_commit = off")
-            .execute(&mut *tx)
+        // One round trip for both. Statements before a BEGIN in one simple query become part of
+        // the transaction it opens (the protocol's "Multiple Statements in a Simple Query"), and
+        // if the SET failed the BEGIN would not run: no transaction is left open either way.
+        self.pool
+            .begin_with("SET LOCAL synchronous_commit = off; BEGIN")
             .await
-            .map_err(backend)?;
-        Ok(tx)
+            .map_err(backend)
     }
 
     /// Queues a work notification; it is delivered when the transaction commits.
@@ -1014,31 +1017,12 @@ impl Store for PostgresStore {
         batch: &[(&Claim, &AttemptOutcome)],
         now: OffsetDateTime,
     ) -> Result<Vec<Result<Recorded, StoreError>>, StoreError> {
-        // Endpoint rows are locked in id order (then their deliveries), the order every batch
-        // takes, so concurrent batches queue behind each other instead of deadlocking.
-        let mut order: Vec<usize> = (0..batch.len()).collect();
-        order.sort_by(|&a, &b| {
-            let key = |i: usize| {
-                let claim = batch[i].0;
-                (&claim.state.endpoint_id, &claim.attempt.delivery_id)
-            };
-            key(a).cmp(&key(b))
-        });
-        let mut tx = self.begin_lazy().await?;
-        let mut results: Vec<Option<Result<Recorded, StoreError>>> =
-            (0..batch.len()).map(|_| None).collect();
-        for i in order {
-            let (claim, outcome) = batch[i];
-            match self.record_attempt_in(&mut tx, claim, outcome, now).await {
-                // Checked before anything is written: this item only.
-                Err(err @ StoreError::LeaseLost(_)) => results[i] = Some(Err(err)),
-                Err(err) => return finish(tx, Err(err)).await,
-                Ok(recorded) => results[i] = Some(Ok(recorded)),
-            }
+        if batch.is_empty() {
+            return Ok(Vec::new());
         }
-        finish(tx, Ok(())).await?;
-        // Every index was filled above.
-        Ok(results.into_iter().flatten().collect())
+        let mut tx = self.begin_lazy().await?;
+        let result = self.record_batch_in(&mut tx, batch, now).await;
+        finish(tx, result).await
     }
 
     async fn release(&self, claim: &Claim, now: OffsetDateTime) -> Result<(), StoreError> {

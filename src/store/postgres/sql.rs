@@ -85,6 +85,21 @@ statements! {
     delivery_endpoint = "SELECT endpoint_id FROM {s}.deliveries WHERE id = $1";
     lock_delivery = "SELECT endpoint_id, state::text, lease_token FROM {s}.deliveries \
         WHERE id = $1 FOR UPDATE";
+    /// A batch's rows, locked: its endpoints (`$1`) in id order, then its deliveries (`$2`) in id
+    /// order, the lock order of every method. The deliveries' scan waits on a count of the
+    /// locked endpoints, so no delivery row is locked before every endpoint row is. Endpoint rows
+    /// come first (`kind` true: id, record, health), then delivery rows (`kind` false: id,
+    /// endpoint id, state, lease token).
+    lock_batch = "WITH e AS ( \
+            SELECT id, record, health FROM {s}.endpoints \
+            WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE), \
+        d AS ( \
+            SELECT id, endpoint_id, state, lease_token FROM {s}.deliveries \
+            WHERE id = ANY($2::text[]) AND (SELECT count(*) FROM e) >= 0 \
+            ORDER BY id FOR UPDATE) \
+        SELECT true AS kind, id, record::text, health::text, NULL::text FROM e \
+        UNION ALL \
+        SELECT false, id, endpoint_id, state::text, lease_token FROM d";
     /// Deliveries of an endpoint that are not final (`$2`: the final statuses).
     lock_unfinished = "SELECT id, state::text, lease_token, lease_until FROM {s}.deliveries \
         WHERE endpoint_id = $1 AND status <> ALL($2::text[]) ORDER BY id FOR UPDATE";
@@ -100,6 +115,23 @@ statements! {
         SELECT u.delivery_id, u.attempt, u.record::jsonb \
         FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS u(delivery_id, attempt, record) \
         ON CONFLICT (delivery_id, attempt) DO NOTHING";
+    /// A batch of outcomes' writes in one statement: delivery states (`$1`–`$6`, as
+    /// `update_deliveries`), attempt log entries (`$7`–`$9`, as `insert_attempts`) and endpoint
+    /// healths (`$10`–`$11`). Each part writes its own table, so none needs to see another's
+    /// rows; the attempts' foreign keys are checked at the end of the statement.
+    record_writes = "WITH written AS ( \
+            UPDATE {s}.deliveries AS d SET status = u.status, due_at = u.due_at, \
+            lease_token = u.lease_token, lease_until = u.lease_until, state = u.state::jsonb \
+            FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[], \
+                $6::text[]) AS u(id, status, due_at, lease_token, lease_until, state) \
+            WHERE d.id = u.id), \
+        logged AS ( \
+            INSERT INTO {s}.attempts (delivery_id, attempt, record) \
+            SELECT l.delivery_id, l.attempt, l.record::jsonb \
+            FROM UNNEST($7::text[], $8::int8[], $9::text[]) AS l(delivery_id, attempt, record) \
+            ON CONFLICT (delivery_id, attempt) DO NOTHING) \
+        UPDATE {s}.endpoints AS e SET health = h.health::jsonb \
+        FROM UNNEST($10::text[], $11::text[]) AS h(id, health) WHERE e.id = h.id";
     list_attempts = "SELECT record::text FROM {s}.attempts WHERE delivery_id = $1 \
         ORDER BY attempt";
 
