@@ -479,7 +479,7 @@ async fn fan_out_to_ten_thousand_endpoints_is_one_statement() {
     let health = codec::to_json("health", &EndpointHealth::new()).unwrap();
     let sql = format!(
         "INSERT INTO \"{}\".endpoints (id, created_at, record, health) \
-         SELECT u.id, u.created_at, u.record::jsonb, $4::jsonb \
+         SELECT u.id, u.created_at, u.record, $4 \
          FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS u(id, created_at, record)",
         store.schema()
     );
@@ -666,6 +666,58 @@ async fn corrupt_rows_are_reported_not_panicked_on() {
     close(store).await;
 }
 
+/// A database written by version 1 of the schema (documents as JSONB) opens under version 2
+/// (documents as text) with every endpoint, delivery and attempt record readable. Version 1 is
+/// recreated by undoing migration 2 on a fresh schema: its columns back to JSONB (PostgreSQL
+/// re-prints the documents in its own spacing and key order) and its migration row removed.
+#[tokio::test]
+async fn documents_written_as_jsonb_survive_the_upgrade_to_text() {
+    let Some(store) = open().await else { return };
+    let now = t0();
+    let hook = endpoint(&["*"], now);
+    store.create_endpoint(&hook).await.unwrap();
+    let receipt = store
+        .emit(&event(&EventType::TRANSACTION_COMPLETED, now), now)
+        .await
+        .unwrap();
+    let claims = store.claim(now, 10, Duration::minutes(5)).await.unwrap();
+    let outcome = conformance::status(503, now);
+    store
+        .record_attempt(&claims[0], &outcome, now)
+        .await
+        .unwrap();
+    let delivery = receipt.deliveries[0].clone();
+    let state = store.get_delivery(&delivery).await.unwrap();
+    let attempts = store.attempts(&delivery).await.unwrap();
+    let health = store.endpoint_health(&hook.id).await.unwrap();
+
+    for sql in [
+        "ALTER TABLE {s}.endpoints ALTER COLUMN record TYPE JSONB USING record::jsonb, \
+         ALTER COLUMN health TYPE JSONB USING health::jsonb",
+        "ALTER TABLE {s}.deliveries ALTER COLUMN state TYPE JSONB USING state::jsonb",
+        "ALTER TABLE {s}.attempts ALTER COLUMN record TYPE JSONB USING record::jsonb",
+        "DELETE FROM {s}.nopos_webhooks_migrations WHERE version = 2",
+    ] {
+        exec(&store, sql).await;
+    }
+    let upgraded = open_same_schema(&store).await;
+    assert_eq!(upgraded.get_endpoint(&hook.id).await.unwrap(), hook);
+    assert_eq!(upgraded.get_delivery(&delivery).await.unwrap(), state);
+    assert_eq!(upgraded.attempts(&delivery).await.unwrap(), attempts);
+    assert_eq!(upgraded.endpoint_health(&hook.id).await.unwrap(), health);
+    let kind = sqlx::query(AssertSqlSafe(format!(
+        "SELECT data_type FROM information_schema.columns \
+         WHERE table_schema = '{}' AND table_name = 'deliveries' AND column_name = 'state'",
+        store.schema()
+    )))
+    .fetch_one(upgraded.pool())
+    .await
+    .unwrap();
+    assert_eq!(kind.get::<String, _>(0), "text");
+    upgraded.pool().close().await;
+    close(store).await;
+}
+
 #[tokio::test]
 async fn opening_errors_never_show_the_password() {
     let Some(url) = url() else { return };
@@ -705,7 +757,8 @@ async fn opening_errors_never_show_the_password() {
     let again = open_same_schema(&store).await;
     assert_eq!(
         exec(&again, "SELECT version FROM {s}.nopos_webhooks_migrations").await,
-        1
+        2,
+        "each migration applied once"
     );
     again.pool().close().await;
     close(store).await;

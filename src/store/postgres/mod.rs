@@ -50,7 +50,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Connection, Row, SqlSafeStr};
 use time::{Duration, OffsetDateTime};
 
@@ -78,8 +78,14 @@ use crate::{
 pub const DEFAULT_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The embedded migrations: version, description, SQL. Never edit a released one; add the next.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("migrations/0001_initial.sql")),
+    (
+        2,
+        "documents as text",
+        include_str!("migrations/0002_documents_as_text.sql"),
+    ),
+];
 
 /// The table that records which migrations ran, in the store's schema. Not sqlx's default name,
 /// so that an application's own sqlx migrations in the same schema never collide with ours.
@@ -630,7 +636,8 @@ impl PostgresStore {
         let lease_until = now.saturating_add(lease);
         let mut writes = DeliveryWrites::default();
         let mut claims = Vec::with_capacity(rows.len());
-        // Claims of one endpoint share one decoded copy (its secrets' HMAC keys are derived once).
+        // Claims of one endpoint share one decoded copy (its secrets' HMAC keys are derived once);
+        // `claim_due` sends the record on the endpoint's first row only.
         let mut endpoints: HashMap<EndpointId, Arc<Endpoint>> = HashMap::new();
         for row in &rows {
             let state = delivery_state(&column::<String>(row, 1)?)?;
@@ -1319,8 +1326,25 @@ async fn pool_for(url: &str) -> Result<PgPool, ConnectError> {
         .await
         .map_err(ConnectError::Connect)?;
     let _ = probe.close().await;
-    Ok(PgPool::connect_lazy_with(options))
+    Ok(PgPoolOptions::new()
+        // Ping only a connection that sat idle: one that was just used is alive, and a ping per
+        // transaction is a round trip per claim and per batch of outcomes. An idle one may have
+        // been cut (a server restart, a proxy's timeout), and the ping then replaces it instead
+        // of failing the caller's operation.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for < IDLE_BEFORE_PING {
+                    return Ok(true);
+                }
+                conn.ping().await.map(|()| true)
+            })
+        })
+        .connect_lazy_with(options))
 }
+
+/// How long a pooled connection may sit idle before it is pinged when taken from the pool.
+const IDLE_BEFORE_PING: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Runs the embedded migrations in `quoted_schema`, creating it if needed.
 async fn migrate(pool: &PgPool, quoted_schema: &str) -> Result<(), ConnectError> {

@@ -52,17 +52,17 @@ macro_rules! statements {
 
 statements! {
     insert_endpoint = "INSERT INTO {s}.endpoints (id, created_at, record, health) \
-        VALUES ($1, $2, $3::jsonb, $4::jsonb) ON CONFLICT (id) DO NOTHING";
-    get_endpoint = "SELECT record::text, health::text FROM {s}.endpoints WHERE id = $1";
+        VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING";
+    get_endpoint = "SELECT record, health FROM {s}.endpoints WHERE id = $1";
     /// Endpoint rows are locked before delivery rows, by every method that locks both.
-    lock_endpoint = "SELECT record::text, health::text FROM {s}.endpoints WHERE id = $1 \
+    lock_endpoint = "SELECT record, health FROM {s}.endpoints WHERE id = $1 \
         FOR UPDATE";
-    share_endpoint = "SELECT record::text, health::text FROM {s}.endpoints WHERE id = $1 \
+    share_endpoint = "SELECT record, health FROM {s}.endpoints WHERE id = $1 \
         FOR SHARE";
-    list_endpoints = "SELECT record::text FROM {s}.endpoints ORDER BY created_at, id";
-    write_endpoint = "UPDATE {s}.endpoints SET created_at = $2, record = $3::jsonb, \
-        health = $4::jsonb WHERE id = $1";
-    write_health = "UPDATE {s}.endpoints SET health = $2::jsonb WHERE id = $1";
+    list_endpoints = "SELECT record FROM {s}.endpoints ORDER BY created_at, id";
+    write_endpoint = "UPDATE {s}.endpoints SET created_at = $2, record = $3, \
+        health = $4 WHERE id = $1";
+    write_health = "UPDATE {s}.endpoints SET health = $2 WHERE id = $1";
     delete_endpoint = "DELETE FROM {s}.endpoints WHERE id = $1";
 
     /// Taken shared by `emit`, exclusive by endpoint status changes (see the module docs).
@@ -77,13 +77,13 @@ statements! {
     /// The whole fan-out of one event in one statement.
     insert_deliveries = "INSERT INTO {s}.deliveries \
         (id, event_id, endpoint_id, status, due_at, created_at, state) \
-        SELECT u.id, $1, u.endpoint_id, u.status, u.due_at, u.created_at, u.state::jsonb \
+        SELECT u.id, $1, u.endpoint_id, u.status, u.due_at, u.created_at, u.state \
         FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::text[]) \
         AS u(id, endpoint_id, status, due_at, created_at, state)";
 
-    get_delivery = "SELECT state::text FROM {s}.deliveries WHERE id = $1";
+    get_delivery = "SELECT state FROM {s}.deliveries WHERE id = $1";
     delivery_endpoint = "SELECT endpoint_id FROM {s}.deliveries WHERE id = $1";
-    lock_delivery = "SELECT endpoint_id, state::text, lease_token FROM {s}.deliveries \
+    lock_delivery = "SELECT endpoint_id, state, lease_token FROM {s}.deliveries \
         WHERE id = $1 FOR UPDATE";
     /// A batch's rows, locked: its endpoints (`$1`) in id order, then its deliveries (`$2`) in id
     /// order, the lock order of every method. The deliveries' scan waits on a count of the
@@ -97,22 +97,22 @@ statements! {
             SELECT id, endpoint_id, state, lease_token FROM {s}.deliveries \
             WHERE id = ANY($2::text[]) AND (SELECT count(*) FROM e) >= 0 \
             ORDER BY id FOR UPDATE) \
-        SELECT true AS kind, id, record::text, health::text, NULL::text FROM e \
+        SELECT true AS kind, id, record, health, NULL::text FROM e \
         UNION ALL \
-        SELECT false, id, endpoint_id, state::text, lease_token FROM d";
+        SELECT false, id, endpoint_id, state, lease_token FROM d";
     /// Deliveries of an endpoint that are not final (`$2`: the final statuses).
-    lock_unfinished = "SELECT id, state::text, lease_token, lease_until FROM {s}.deliveries \
+    lock_unfinished = "SELECT id, state, lease_token, lease_until FROM {s}.deliveries \
         WHERE endpoint_id = $1 AND status <> ALL($2::text[]) ORDER BY id FOR UPDATE";
-    lock_failed_since = "SELECT id, state::text FROM {s}.deliveries \
+    lock_failed_since = "SELECT id, state FROM {s}.deliveries \
         WHERE endpoint_id = $1 AND status = 'failed' AND created_at >= $2 ORDER BY id \
         FOR UPDATE";
     /// Rewrites delivery rows from their new states, in one statement.
     update_deliveries = "UPDATE {s}.deliveries AS d SET status = u.status, due_at = u.due_at, \
-        lease_token = u.lease_token, lease_until = u.lease_until, state = u.state::jsonb \
+        lease_token = u.lease_token, lease_until = u.lease_until, state = u.state \
         FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[], $6::text[]) \
         AS u(id, status, due_at, lease_token, lease_until, state) WHERE d.id = u.id";
     insert_attempts = "INSERT INTO {s}.attempts (delivery_id, attempt, record) \
-        SELECT u.delivery_id, u.attempt, u.record::jsonb \
+        SELECT u.delivery_id, u.attempt, u.record \
         FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS u(delivery_id, attempt, record) \
         ON CONFLICT (delivery_id, attempt) DO NOTHING";
     /// A batch of outcomes' writes in one statement: delivery states (`$1`–`$6`, as
@@ -121,18 +121,18 @@ statements! {
     /// rows; the attempts' foreign keys are checked at the end of the statement.
     record_writes = "WITH written AS ( \
             UPDATE {s}.deliveries AS d SET status = u.status, due_at = u.due_at, \
-            lease_token = u.lease_token, lease_until = u.lease_until, state = u.state::jsonb \
+            lease_token = u.lease_token, lease_until = u.lease_until, state = u.state \
             FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[], \
                 $6::text[]) AS u(id, status, due_at, lease_token, lease_until, state) \
             WHERE d.id = u.id), \
         logged AS ( \
             INSERT INTO {s}.attempts (delivery_id, attempt, record) \
-            SELECT l.delivery_id, l.attempt, l.record::jsonb \
+            SELECT l.delivery_id, l.attempt, l.record \
             FROM UNNEST($7::text[], $8::int8[], $9::text[]) AS l(delivery_id, attempt, record) \
             ON CONFLICT (delivery_id, attempt) DO NOTHING) \
-        UPDATE {s}.endpoints AS e SET health = h.health::jsonb \
+        UPDATE {s}.endpoints AS e SET health = h.health \
         FROM UNNEST($10::text[], $11::text[]) AS h(id, health) WHERE e.id = h.id";
-    list_attempts = "SELECT record::text FROM {s}.attempts WHERE delivery_id = $1 \
+    list_attempts = "SELECT record FROM {s}.attempts WHERE delivery_id = $1 \
         ORDER BY attempt";
 
     /// In-flight deliveries whose lease ran out, oldest lease first, skipping rows another
@@ -141,15 +141,19 @@ statements! {
             SELECT id, endpoint_id, state, lease_until FROM {s}.deliveries \
             WHERE lease_until <= $1 ORDER BY lease_until, id LIMIT $2 \
             FOR UPDATE SKIP LOCKED) \
-        SELECT x.id, x.state::text, e.record::text FROM expired AS x \
+        SELECT x.id, x.state, e.record FROM expired AS x \
         LEFT JOIN {s}.endpoints AS e ON e.id = x.endpoint_id ORDER BY x.lease_until, x.id";
     /// Due deliveries, earliest first, skipping rows another transaction holds, with their
-    /// endpoint and event.
+    /// event and, on the first row of each endpoint only, its record (the rows that follow
+    /// share it: no need to send the same document once per delivery).
     claim_due = "WITH due AS ( \
             SELECT id, event_id, endpoint_id, state, due_at FROM {s}.deliveries \
             WHERE due_at <= $1 ORDER BY due_at, id LIMIT $2 \
             FOR UPDATE SKIP LOCKED) \
-        SELECT d.id, d.state::text, e.record::text, v.type, v.body FROM due AS d \
+        SELECT d.id, d.state, \
+            CASE WHEN row_number() OVER (PARTITION BY d.endpoint_id ORDER BY d.due_at, d.id) = 1 \
+                THEN e.record END, \
+            v.type, v.body FROM due AS d \
         LEFT JOIN {s}.endpoints AS e ON e.id = d.endpoint_id \
         LEFT JOIN {s}.events AS v ON v.id = d.event_id ORDER BY d.due_at, d.id";
     next_wakeup = "SELECT LEAST( \
@@ -171,7 +175,7 @@ pub(super) fn list_deliveries(
     event: bool,
     status: bool,
 ) -> String {
-    let mut sql = format!("SELECT state::text FROM {quoted_schema}.deliveries");
+    let mut sql = format!("SELECT state FROM {quoted_schema}.deliveries");
     let mut param = 0;
     let mut conditions = Vec::new();
     for (set, column) in [
