@@ -59,7 +59,7 @@ fn format_utc(at: OffsetDateTime, writer: &mut Writer) -> bool {
     if nanos != 0 {
         // As many digits as needed, trailing zeros dropped (as the `time` crate writes them).
         let mut digits = 9;
-        while nanos % 10 == 0 {
+        while nanos.is_multiple_of(10) {
             nanos /= 10;
             digits -= 1;
         }
