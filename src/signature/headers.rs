@@ -268,6 +268,8 @@ impl Candidates {
 pub(crate) struct TimestampedHeader<'a> {
     /// The `t` value, when present and valid.
     pub(crate) timestamp: Option<i64>,
+    /// The digits `timestamp` was parsed from.
+    pub(crate) timestamp_digits: &'a [u8],
     /// The well-formed `v1` signatures (see [`Candidates`]).
     pub(crate) candidates: Candidates,
     value: &'a [u8],
@@ -279,10 +281,12 @@ impl<'a> TimestampedHeader<'a> {
     pub(crate) fn parse(value: &'a [u8]) -> TimestampedHeader<'a> {
         let refused = |value| TimestampedHeader {
             timestamp: None,
+            timestamp_digits: b"",
             candidates: Candidates::new(),
             value,
         };
         let mut timestamp = None;
+        let mut timestamp_digits: &[u8] = b"";
         let mut candidates = Candidates::new();
         for (key, val) in entries(value) {
             match key {
@@ -295,6 +299,7 @@ impl<'a> TimestampedHeader<'a> {
                     if timestamp.is_none() {
                         return refused(value);
                     }
+                    timestamp_digits = val;
                 }
                 b"v1" if !candidates.overflowed() => {
                     if let Some(tag) = decode_hex_tag(val) {
@@ -306,6 +311,7 @@ impl<'a> TimestampedHeader<'a> {
         }
         TimestampedHeader {
             timestamp,
+            timestamp_digits,
             candidates,
             value,
         }

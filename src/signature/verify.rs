@@ -347,14 +347,15 @@ impl Verifier {
                         .ok_or(VerifyError::MalformedHeader { scheme })
                 };
                 let id = single(ReadHeader::WebhookId)?;
-                let timestamp = parse_unix_seconds(single(ReadHeader::WebhookTimestamp)?)
-                    .ok_or(VerifyError::MalformedHeader { scheme })?;
+                let ts = single(ReadHeader::WebhookTimestamp)?;
+                let timestamp =
+                    parse_unix_seconds(ts).ok_or(VerifyError::MalformedHeader { scheme })?;
                 if id.is_empty() {
                     return Err(malformed);
                 }
                 self.check_timestamp(scheme, timestamp, now)?;
                 let mut digits = [0u8; 20];
-                let ts = super::decimal(timestamp, &mut digits);
+                let ts = super::timestamp_digits(ts, timestamp, &mut digits);
                 let signatures = || {
                     values
                         .iter()
@@ -400,7 +401,7 @@ impl Verifier {
             .ok_or(VerifyError::MalformedHeader { scheme })?;
         self.check_timestamp(scheme, timestamp, now)?;
         let mut digits = [0u8; 20];
-        let ts = super::decimal(timestamp, &mut digits);
+        let ts = super::timestamp_digits(header.timestamp_digits, timestamp, &mut digits);
         self.match_any(
             scheme,
             Some(timestamp),
