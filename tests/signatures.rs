@@ -517,3 +517,73 @@ fn a_matching_signature_after_many_wrong_ones_still_verifies() {
         .unwrap();
     assert_eq!(verified.scheme, Scheme::GitHub);
 }
+
+#[test]
+fn standard_webhooks_headers_are_found_among_many_and_repeats_are_refused() {
+    // Small maps are scanned once, large ones searched by hash: both must read the same headers.
+    let secret = Secret::generate();
+    let verifier = Verifier::new([secret.clone()]);
+    let mut standard = signed(&[&secret], now());
+    standard.remove("x-nopos-signature");
+    for filler in [0, 5, 40] {
+        let mut map = HeaderMap::new();
+        for i in 0..filler {
+            let name = HeaderName::from_bytes(format!("x-filler-{i}").as_bytes()).unwrap();
+            map.insert(name, HeaderValue::from(i));
+        }
+        map.extend(standard.clone());
+        let verified = verifier.verify(&map, BODY, now()).unwrap();
+        assert_eq!(verified.scheme, Scheme::StandardWebhooks, "{filler}");
+
+        // A second signature header with a wrong signature: the good one still counts.
+        let mut two_signatures = map.clone();
+        two_signatures.append(
+            "webhook-signature",
+            HeaderValue::from_str(&format!("v1,{}=", "A".repeat(43))).unwrap(),
+        );
+        assert!(
+            verifier.verify(&two_signatures, BODY, now()).is_ok(),
+            "{filler}"
+        );
+
+        // Two ids or two timestamps are ambiguous.
+        for name in ["webhook-id", "webhook-timestamp"] {
+            let mut repeated = map.clone();
+            let value = repeated[name].clone();
+            repeated.append(name, value);
+            assert_eq!(
+                verifier.verify(&repeated, BODY, now()),
+                Err(VerifyError::MalformedHeader {
+                    scheme: Scheme::StandardWebhooks
+                }),
+                "{filler} {name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn timestamps_with_leading_zeros_are_signed_in_plain_decimal() {
+    // Verification signs the timestamp as plain decimal whatever digits carried it; the received
+    // digits are only reused when they already are exactly that.
+    let secret = Secret::generate();
+    let verifier = Verifier::new([secret.clone()]);
+    let map = signed(&[&secret], now());
+    let nopos = map["x-nopos-signature"]
+        .to_str()
+        .unwrap()
+        .replacen("t=", "t=00", 1);
+    let nopos_only = headers(&[("x-nopos-signature", &nopos)]);
+    assert_eq!(
+        verifier.verify(&nopos_only, BODY, now()).unwrap().scheme,
+        Scheme::NoPos
+    );
+    let mut standard = map.clone();
+    standard.remove("x-nopos-signature");
+    let padded = format!("0{}", standard["webhook-timestamp"].to_str().unwrap());
+    standard.insert("webhook-timestamp", HeaderValue::from_str(&padded).unwrap());
+    assert_eq!(
+        verifier.verify(&standard, BODY, now()).unwrap().scheme,
+        Scheme::StandardWebhooks
+    );
+}

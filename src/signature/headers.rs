@@ -1,6 +1,7 @@
 //! The header names of every signature scheme, and the allocation-free parsers of their values.
 
-use http::HeaderName;
+use http::header::{GetAll, ValueIter};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// `x-nopos-signature`: `t=<unix seconds>,v1=<hex>[,v1=<hex>…]`.
 pub const NOPOS_SIGNATURE: HeaderName = HeaderName::from_static("x-nopos-signature");
@@ -16,6 +17,155 @@ pub const STRIPE_SIGNATURE: HeaderName = HeaderName::from_static("stripe-signatu
 pub const GITHUB_SIGNATURE: HeaderName = HeaderName::from_static("x-hub-signature-256");
 /// `x-shopify-hmac-sha256` (Shopify): base64 over the body, no timestamp.
 pub const SHOPIFY_HMAC_SHA256: HeaderName = HeaderName::from_static("x-shopify-hmac-sha256");
+
+/// A header a verifier reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadHeader {
+    NoPos,
+    StandardSignature,
+    Stripe,
+    GitHub,
+    Shopify,
+    WebhookId,
+    WebhookTimestamp,
+}
+
+/// How many [`ReadHeader`]s there are.
+const READ_HEADERS: usize = 7;
+
+impl ReadHeader {
+    fn name(self) -> HeaderName {
+        match self {
+            ReadHeader::NoPos => NOPOS_SIGNATURE,
+            ReadHeader::StandardSignature => WEBHOOK_SIGNATURE,
+            ReadHeader::Stripe => STRIPE_SIGNATURE,
+            ReadHeader::GitHub => GITHUB_SIGNATURE,
+            ReadHeader::Shopify => SHOPIFY_HMAC_SHA256,
+            ReadHeader::WebhookId => WEBHOOK_ID,
+            ReadHeader::WebhookTimestamp => WEBHOOK_TIMESTAMP,
+        }
+    }
+
+    fn of(name: &HeaderName) -> Option<ReadHeader> {
+        Some(match name.as_str() {
+            "x-nopos-signature" => ReadHeader::NoPos,
+            "webhook-signature" => ReadHeader::StandardSignature,
+            "stripe-signature" => ReadHeader::Stripe,
+            "x-hub-signature-256" => ReadHeader::GitHub,
+            "x-shopify-hmac-sha256" => ReadHeader::Shopify,
+            "webhook-id" => ReadHeader::WebhookId,
+            "webhook-timestamp" => ReadHeader::WebhookTimestamp,
+            _ => return None,
+        })
+    }
+}
+
+/// The largest map [`HeaderLookup`] scans; larger ones are only ever searched by hash. Scanning
+/// costs a few nanoseconds per header, so up to here it stays below the cost of the hashed
+/// lookups it replaces.
+const SCAN_LIMIT: usize = 32;
+
+/// Finds the headers a verifier reads, allocation-free.
+///
+/// `HeaderMap` hashes a custom name (FNV, a multiply per byte) on every lookup, about 20 ns for
+/// these names; Standard Webhooks needs three of them after the NoPOS header's. So the first name
+/// is looked up by hash, as one lookup costs about what a pass over a typical request's dozen
+/// headers does, and the first time a second name is needed, one pass over a map of up to
+/// [`SCAN_LIMIT`] values notes where every name the verifier reads is.
+pub(crate) struct HeaderLookup<'h> {
+    headers: &'h HeaderMap,
+    looked_up: bool,
+    /// Per [`ReadHeader`]: the first value and how many there are, once scanned.
+    scanned: Option<[(Option<&'h HeaderValue>, usize); READ_HEADERS]>,
+}
+
+impl<'h> HeaderLookup<'h> {
+    pub(crate) fn new(headers: &'h HeaderMap) -> HeaderLookup<'h> {
+        HeaderLookup {
+            headers,
+            looked_up: false,
+            scanned: None,
+        }
+    }
+
+    /// Every value of `header`, in order.
+    #[inline]
+    pub(crate) fn values(&mut self, header: ReadHeader) -> HeaderValues<'h> {
+        if self.scanned.is_none() && self.looked_up && self.headers.len() <= SCAN_LIMIT {
+            self.scanned = Some(self.scan());
+        }
+        let Some(found) = self.scanned else {
+            self.looked_up = true;
+            return HeaderValues::All(self.headers.get_all(header.name()));
+        };
+        match found[header as usize] {
+            (None, _) => HeaderValues::None,
+            (Some(value), 1) => HeaderValues::One(value),
+            // Repeated headers are rare: their values are then looked up in order.
+            _ => HeaderValues::All(self.headers.get_all(header.name())),
+        }
+    }
+
+    fn scan(&self) -> [(Option<&'h HeaderValue>, usize); READ_HEADERS] {
+        let mut found = [(None, 0); READ_HEADERS];
+        for (name, value) in self.headers {
+            if let Some(header) = ReadHeader::of(name) {
+                let (first, count) = &mut found[header as usize];
+                first.get_or_insert(value);
+                *count += 1;
+            }
+        }
+        found
+    }
+}
+
+/// The values of one header, from a [`HeaderLookup`].
+pub(crate) enum HeaderValues<'h> {
+    None,
+    One(&'h HeaderValue),
+    All(GetAll<'h, HeaderValue>),
+}
+
+impl<'h> HeaderValues<'h> {
+    #[inline]
+    pub(crate) fn iter(&self) -> HeaderValuesIter<'h> {
+        match self {
+            HeaderValues::None => HeaderValuesIter::One(None),
+            HeaderValues::One(value) => HeaderValuesIter::One(Some(value)),
+            HeaderValues::All(values) => HeaderValuesIter::All(values.iter()),
+        }
+    }
+
+    /// The value, when there is exactly one.
+    pub(crate) fn single(&self) -> Option<&'h HeaderValue> {
+        let mut values = self.iter();
+        match (values.next(), values.next()) {
+            (Some(value), None) => Some(value),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+}
+
+pub(crate) enum HeaderValuesIter<'h> {
+    One(Option<&'h HeaderValue>),
+    All(ValueIter<'h, HeaderValue>),
+}
+
+impl<'h> Iterator for HeaderValuesIter<'h> {
+    type Item = &'h HeaderValue;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'h HeaderValue> {
+        match self {
+            HeaderValuesIter::One(value) => value.take(),
+            HeaderValuesIter::All(values) => values.next(),
+        }
+    }
+}
 
 /// Strips ASCII spaces and tabs from both ends.
 pub(crate) fn trim(bytes: &[u8]) -> &[u8] {
@@ -118,6 +268,8 @@ impl Candidates {
 pub(crate) struct TimestampedHeader<'a> {
     /// The `t` value, when present and valid.
     pub(crate) timestamp: Option<i64>,
+    /// The digits `timestamp` was parsed from.
+    pub(crate) timestamp_digits: &'a [u8],
     /// The well-formed `v1` signatures (see [`Candidates`]).
     pub(crate) candidates: Candidates,
     value: &'a [u8],
@@ -129,10 +281,12 @@ impl<'a> TimestampedHeader<'a> {
     pub(crate) fn parse(value: &'a [u8]) -> TimestampedHeader<'a> {
         let refused = |value| TimestampedHeader {
             timestamp: None,
+            timestamp_digits: b"",
             candidates: Candidates::new(),
             value,
         };
         let mut timestamp = None;
+        let mut timestamp_digits: &[u8] = b"";
         let mut candidates = Candidates::new();
         for (key, val) in entries(value) {
             match key {
@@ -145,6 +299,7 @@ impl<'a> TimestampedHeader<'a> {
                     if timestamp.is_none() {
                         return refused(value);
                     }
+                    timestamp_digits = val;
                 }
                 b"v1" if !candidates.overflowed() => {
                     if let Some(tag) = decode_hex_tag(val) {
@@ -156,6 +311,7 @@ impl<'a> TimestampedHeader<'a> {
         }
         TimestampedHeader {
             timestamp,
+            timestamp_digits,
             candidates,
             value,
         }
@@ -513,6 +669,65 @@ mod tests {
                 assert_eq!(ours, std, "{value:?}");
             }
         }
+    }
+
+    #[test]
+    fn scanned_and_hashed_lookups_agree() {
+        use http::HeaderValue;
+        let all = [
+            ReadHeader::NoPos,
+            ReadHeader::StandardSignature,
+            ReadHeader::Stripe,
+            ReadHeader::GitHub,
+            ReadHeader::Shopify,
+            ReadHeader::WebhookId,
+            ReadHeader::WebhookTimestamp,
+        ];
+        assert_eq!(all.len(), READ_HEADERS);
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        for (i, header) in all.into_iter().enumerate() {
+            assert_eq!(ReadHeader::of(&header.name()), Some(header));
+            // None of the first, one of the second, two of the third, and so on.
+            for n in 0..i % 3 {
+                headers.append(header.name(), HeaderValue::from(n));
+            }
+        }
+        headers.insert("user-agent", HeaderValue::from_static("test"));
+        let values = |lookup: &mut HeaderLookup<'_>, header: ReadHeader| -> Vec<Vec<u8>> {
+            let values = lookup.values(header);
+            values.iter().map(|v| v.as_bytes().to_vec()).collect()
+        };
+        for header in all {
+            let expected: Vec<Vec<u8>> = headers
+                .get_all(header.name())
+                .iter()
+                .map(|v| v.as_bytes().to_vec())
+                .collect();
+            // Hashed: the first lookup of a fresh `HeaderLookup`.
+            let mut lookup = HeaderLookup::new(&headers);
+            assert_eq!(values(&mut lookup, header), expected, "{header:?}");
+            assert!(lookup.scanned.is_none());
+            // Scanned: any later one.
+            assert_eq!(values(&mut lookup, header), expected, "{header:?}");
+            assert!(lookup.scanned.is_some());
+            assert_eq!(lookup.values(header).is_empty(), expected.is_empty());
+            let single = lookup
+                .values(header)
+                .single()
+                .map(|v| v.as_bytes().to_vec());
+            assert_eq!(single, (expected.len() == 1).then(|| expected[0].clone()));
+        }
+        // A map too large to scan is searched by hash every time.
+        for i in 0..SCAN_LIMIT {
+            headers.append("x-filler", HeaderValue::from(i));
+        }
+        let mut lookup = HeaderLookup::new(&headers);
+        for header in all {
+            let expected = headers.get_all(header.name()).iter().count();
+            assert_eq!(lookup.values(header).iter().count(), expected);
+        }
+        assert!(lookup.scanned.is_none());
     }
 
     #[test]

@@ -72,6 +72,21 @@ pub(crate) fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
     &buf[at..]
 }
 
+/// The digits `decimal` prints for `timestamp`, where `digits` are the ones it was parsed from:
+/// those themselves when they already are exactly that (no leading zero, no `-0`), which spares a
+/// verification formatting them again.
+pub(crate) fn timestamp_digits<'a>(
+    digits: &'a [u8],
+    timestamp: i64,
+    buf: &'a mut [u8; 20],
+) -> &'a [u8] {
+    match digits {
+        [b'0'] => digits,
+        [b'0', ..] | [b'-', b'0', ..] => decimal(timestamp, buf),
+        _ => digits,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +114,34 @@ mod tests {
         }
         for n in (-2000..2000).chain((0..60).map(|shift| 1i64 << shift)) {
             assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes(), "{n}");
+        }
+    }
+
+    #[test]
+    fn timestamp_digits_are_always_the_canonical_ones() {
+        let mut buf = [0u8; 20];
+        for text in [
+            "0",
+            "-0",
+            "00",
+            "-00",
+            "7",
+            "007",
+            "-7",
+            "-007",
+            "10",
+            "-10",
+            "1731234600",
+            "01731234600",
+            "999999999999999999",
+            "-999999999999999999",
+        ] {
+            let timestamp = headers::parse_unix_seconds(text.as_bytes()).unwrap();
+            assert_eq!(
+                timestamp_digits(text.as_bytes(), timestamp, &mut buf),
+                timestamp.to_string().as_bytes(),
+                "{text}"
+            );
         }
     }
 

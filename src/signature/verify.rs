@@ -2,13 +2,12 @@
 
 use std::fmt;
 
-use http::header::GetAll;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName};
 use time::{Duration, OffsetDateTime};
 
 use super::headers::{
-    BUFFERED_SIGNATURES, Candidates, GITHUB_SIGNATURE, NOPOS_SIGNATURE, SHOPIFY_HMAC_SHA256,
-    STRIPE_SIGNATURE, TimestampedHeader, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
+    BUFFERED_SIGNATURES, Candidates, GITHUB_SIGNATURE, HeaderLookup, HeaderValues, NOPOS_SIGNATURE,
+    ReadHeader, SHOPIFY_HMAC_SHA256, STRIPE_SIGNATURE, TimestampedHeader, WEBHOOK_SIGNATURE,
     decode_base64_tag, decode_hex_tag, parse_unix_seconds, standard_v1_signatures, trim,
 };
 use super::{TAG_LEN, tag, tags_equal};
@@ -65,6 +64,17 @@ impl Scheme {
             Scheme::Stripe => "stripe",
             Scheme::GitHub => "github",
             Scheme::Shopify => "shopify",
+        }
+    }
+
+    /// The header whose presence selects this scheme, for [`HeaderLookup`].
+    fn read_header(self) -> ReadHeader {
+        match self {
+            Scheme::NoPos => ReadHeader::NoPos,
+            Scheme::StandardWebhooks => ReadHeader::StandardSignature,
+            Scheme::Stripe => ReadHeader::Stripe,
+            Scheme::GitHub => ReadHeader::GitHub,
+            Scheme::Shopify => ReadHeader::Shopify,
         }
     }
 
@@ -287,16 +297,17 @@ impl Verifier {
             });
         }
         let mut first_error = None;
+        let mut lookup = HeaderLookup::new(headers);
         for scheme in Scheme::ALL {
             if !self.accepts(scheme) {
                 continue;
             }
             // One lookup per scheme: its values are read from here on.
-            let values = headers.get_all(scheme.header());
-            if values.iter().next().is_none() {
+            let values = lookup.values(scheme.read_header());
+            if values.is_empty() {
                 continue;
             }
-            match self.verify_scheme(scheme, &values, headers, body, now) {
+            match self.verify_scheme(scheme, &values, &mut lookup, body, now) {
                 Ok(verified) => return Ok(verified),
                 Err(err) => {
                     first_error.get_or_insert(err);
@@ -309,8 +320,8 @@ impl Verifier {
     fn verify_scheme(
         &self,
         scheme: Scheme,
-        values: &GetAll<'_, HeaderValue>,
-        headers: &HeaderMap,
+        values: &HeaderValues<'_>,
+        lookup: &mut HeaderLookup<'_>,
         body: &[u8],
         now: OffsetDateTime,
     ) -> Result<Verified, VerifyError> {
@@ -318,7 +329,7 @@ impl Verifier {
         match scheme {
             Scheme::NoPos | Scheme::Stripe => {
                 let mut result = Err(malformed);
-                for value in values {
+                for value in values.iter() {
                     let attempt = self.verify_timestamped(scheme, value.as_bytes(), body, now);
                     if attempt.is_ok() {
                         return attempt;
@@ -328,22 +339,23 @@ impl Verifier {
                 result
             }
             Scheme::StandardWebhooks => {
-                let single = |name: &HeaderName| {
-                    let mut values = headers.get_all(name).iter();
-                    match (values.next(), values.next()) {
-                        (Some(value), None) => Ok(trim(value.as_bytes())),
-                        _ => Err(VerifyError::MalformedHeader { scheme }),
-                    }
+                let mut single = |header| {
+                    lookup
+                        .values(header)
+                        .single()
+                        .map(|value| trim(value.as_bytes()))
+                        .ok_or(VerifyError::MalformedHeader { scheme })
                 };
-                let id = single(&WEBHOOK_ID)?;
-                let timestamp = parse_unix_seconds(single(&WEBHOOK_TIMESTAMP)?)
-                    .ok_or(VerifyError::MalformedHeader { scheme })?;
+                let id = single(ReadHeader::WebhookId)?;
+                let ts = single(ReadHeader::WebhookTimestamp)?;
+                let timestamp =
+                    parse_unix_seconds(ts).ok_or(VerifyError::MalformedHeader { scheme })?;
                 if id.is_empty() {
                     return Err(malformed);
                 }
                 self.check_timestamp(scheme, timestamp, now)?;
                 let mut digits = [0u8; 20];
-                let ts = super::decimal(timestamp, &mut digits);
+                let ts = super::timestamp_digits(ts, timestamp, &mut digits);
                 let signatures = || {
                     values
                         .iter()
@@ -389,7 +401,7 @@ impl Verifier {
             .ok_or(VerifyError::MalformedHeader { scheme })?;
         self.check_timestamp(scheme, timestamp, now)?;
         let mut digits = [0u8; 20];
-        let ts = super::decimal(timestamp, &mut digits);
+        let ts = super::timestamp_digits(header.timestamp_digits, timestamp, &mut digits);
         self.match_any(
             scheme,
             Some(timestamp),
