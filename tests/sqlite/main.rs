@@ -6,6 +6,8 @@
 #[path = "../conformance/mod.rs"]
 mod conformance;
 
+mod batch;
+
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
