@@ -208,7 +208,7 @@ async fn a_gone_endpoint_in_a_batch_matches_one_by_one() {
         .iter()
         .enumerate()
         .map(|(i, claim)| {
-            if claim.endpoint.id == gone.id && i >= 2 && i < 5 {
+            if claim.endpoint.id == gone.id && (2..5).contains(&i) {
                 conformance::status(410, now)
             } else {
                 conformance::status(500, now)
