@@ -142,7 +142,9 @@ struct Shared<S, C> {
     store: Arc<S>,
     client: C,
     config: DispatcherConfig,
-    /// Claims held at once (in flight or queued): `max_in_flight` plus one batch of read-ahead.
+    /// Claims held at once (in flight, queued or waiting to be recorded): `max_in_flight` plus two
+    /// batches, so that one full batch can be claimed while the previous one still feeds the
+    /// workers.
     held: Arc<Semaphore>,
     held_total: usize,
     per_endpoint: Mutex<HashMap<EndpointId, Arc<Semaphore>>>,
@@ -190,8 +192,8 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
             shared: Arc::new(Shared {
                 store,
                 client,
-                held: Arc::new(Semaphore::new(config.max_in_flight + config.batch_size)),
-                held_total: config.max_in_flight + config.batch_size,
+                held: Arc::new(Semaphore::new(config.max_in_flight + 2 * config.batch_size)),
+                held_total: config.max_in_flight + 2 * config.batch_size,
                 config,
                 per_endpoint: Mutex::new(HashMap::new()),
                 recorded: Notify::new(),
@@ -290,9 +292,12 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
     async fn claim_into(&self, queue: &mpsc::Sender<Queued>) -> Result<Next, StoreError> {
         let config = &self.shared.config;
         let free = self.shared.held.available_permits();
-        // Claim in batches: waiting for a quarter of a batch to free up costs nothing (the queue
-        // still feeds the workers) and saves the store a transaction per delivery.
-        let threshold = (config.batch_size.min(self.shared.held_total) / 4).max(1);
+        // Claim whole batches when busy: waiting for a batch's worth of room costs nothing (the
+        // queued batch still feeds the workers), and a SQL store's cost per delivery falls
+        // steeply with the batch (rows that share pages and index pages are written once per
+        // commit): SQLite claimed and recorded 32 at a time at about 80 µs per delivery, 128 at
+        // a time at about 50 µs.
+        let threshold = config.batch_size.min(self.shared.held_total).max(1);
         if free < threshold {
             return Ok(Next::WaitForSlot(
                 u32::try_from(threshold).unwrap_or(u32::MAX),
