@@ -383,6 +383,10 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
                 Arc::strong_count(slots) > 1 || slots.available_permits() < limit
             });
         }
+        // Looked up before `entry`, which would copy the id on every attempt.
+        if let Some(slots) = map.get(id) {
+            return Arc::clone(slots);
+        }
         Arc::clone(
             map.entry(id.clone())
                 .or_insert_with(|| Arc::new(Semaphore::new(limit))),
