@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use http::{HeaderMap, StatusCode};
-use nopos_webhooks::store::{DeliveryQuery, Store, StoreConfig, StoreError};
+use nopos_webhooks::store::{DeliveryQuery, Recorded, Store, StoreConfig, StoreError};
 use nopos_webhooks::{
     AddressPolicy, AttemptOutcome, DeliveryId, DeliveryStatus, DisableReason, Endpoint, EndpointId,
     EndpointStatus, EndpointUrl, Envelope, Event, EventFilter, EventId, EventType, RetrySchedule,
@@ -749,4 +749,15 @@ macro_rules! conformance_suite {
             }
         )*
     };
+}
+
+/// Per-item results in a form two stores' results can be compared in (errors by their message).
+pub fn comparable(results: &[Result<Recorded, StoreError>]) -> Vec<Result<Recorded, String>> {
+    results
+        .iter()
+        .map(|result| match result {
+            Ok(recorded) => Ok(recorded.clone()),
+            Err(err) => Err(err.to_string()),
+        })
+        .collect()
 }

@@ -10,7 +10,7 @@ use nopos_webhooks::{AttemptOutcome, DeliveryStatus, DisableReason, EventType, T
 use sqlx::AssertSqlSafe;
 use time::{Duration, OffsetDateTime};
 
-use crate::conformance::{self, config, endpoint, event, t0};
+use crate::conformance::{self, comparable, config, endpoint, event, t0};
 use crate::{close, fresh_schema, open, url};
 
 /// A store on a fresh schema holding a copy of every row of `store`'s.
@@ -69,16 +69,6 @@ fn recording_order(batch: &[(&Claim, &AttemptOutcome)]) -> Vec<usize> {
         key(a).cmp(&key(b))
     });
     order
-}
-
-fn comparable(results: &[Result<Recorded, StoreError>]) -> Vec<Result<Recorded, String>> {
-    results
-        .iter()
-        .map(|result| match result {
-            Ok(recorded) => Ok(recorded.clone()),
-            Err(err) => Err(err.to_string()),
-        })
-        .collect()
 }
 
 /// Records `batch` with `record_attempts` on `store`, and one by one on a copy of it made just

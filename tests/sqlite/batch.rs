@@ -11,7 +11,7 @@ use nopos_webhooks::{AttemptOutcome, DeliveryStatus, DisableReason, EventType, T
 use sqlx::Row;
 use time::{Duration, OffsetDateTime};
 
-use crate::conformance::{self, config, endpoint, event, t0};
+use crate::conformance::{self, comparable, config, endpoint, event, t0};
 use crate::{close, open};
 
 /// A store on a consistent copy of `store`'s file.
@@ -40,16 +40,6 @@ async fn rows(store: &SqliteStore) -> Vec<String> {
         all.extend(found.iter().map(|row| row.get::<String, _>(0)));
     }
     all
-}
-
-fn comparable(results: &[Result<Recorded, StoreError>]) -> Vec<Result<Recorded, String>> {
-    results
-        .iter()
-        .map(|result| match result {
-            Ok(recorded) => Ok(recorded.clone()),
-            Err(err) => Err(err.to_string()),
-        })
-        .collect()
 }
 
 /// Records `batch` with `record_attempts` on `store` and one by one on a twin; asserts the same
