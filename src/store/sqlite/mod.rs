@@ -1068,19 +1068,12 @@ impl EndpointCache {
         conn: &mut SqliteConnection,
         ids: impl Iterator<Item = &'a EndpointId>,
     ) -> Result<(), StoreError> {
-        let mut missing: Vec<&str> = ids
-            .filter(|id| !self.0.contains_key(*id))
-            .map(EndpointId::as_str)
-            .collect();
+        let missing: Vec<&EndpointId> = ids.filter(|id| !self.0.contains_key(*id)).collect();
         if missing.is_empty() {
             return Ok(());
         }
-        missing.sort_unstable();
-        missing.dedup();
-        let rows = batch::rows_with_ids(conn, "record", "nopos_endpoints", &missing).await?;
-        for row in &rows {
-            let endpoint = endpoint_from_json(&column::<String>(row, "record")?)?;
-            self.0.insert(endpoint.id.clone(), Arc::new(endpoint));
+        for (id, (endpoint, _)) in load_endpoints(conn, missing.into_iter()).await? {
+            self.0.insert(id, Arc::new(endpoint));
         }
         Ok(())
     }
