@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
-use super::StoreError;
-use crate::{Endpoint, EndpointRecord};
+use super::{Claim, StoreError};
+use crate::{DeliveryState, Endpoint, EndpointRecord};
 
 /// A time as Unix microseconds (the precision both SQLite integers and PostgreSQL keep).
 pub fn to_micros(at: OffsetDateTime) -> i64 {
@@ -48,6 +48,19 @@ pub fn from_json<T: DeserializeOwned>(what: &'static str, json: &str) -> Result<
         what,
         message: err.to_string(),
     })
+}
+
+/// A claimed delivery's state read back from its JSON `text`: the claim's own state when `text`
+/// is exactly what the store wrote when claiming (nothing changed the row since), decoded
+/// otherwise.
+///
+/// # Errors
+/// As [`from_json`].
+pub(crate) fn claimed_state(text: &str, claim: &Claim) -> Result<DeliveryState, StoreError> {
+    match &claim.stored_state {
+        Some(stored) if **stored == *text => Ok(claim.state.clone()),
+        _ => from_json("delivery state", text),
+    }
 }
 
 /// An endpoint as a JSON document (its [`EndpointRecord`], secrets included).

@@ -343,6 +343,7 @@ impl Store for MemoryStore {
                 event: event.event,
                 lease: token,
                 lease_until,
+                stored_state: None,
             });
         }
         Ok(claims)

@@ -315,6 +315,10 @@ pub struct Claim {
     pub lease: LeaseToken,
     /// When the lease runs out; after it, another worker may reclaim the delivery.
     pub lease_until: OffsetDateTime,
+    /// `state` as a SQL store wrote it when claiming. Recording the outcome usually finds the row
+    /// still holding exactly this text, and then takes `state` as it is instead of decoding the
+    /// text again (a JSON decode per delivery on the dispatcher's hottest path).
+    pub(crate) stored_state: Option<Arc<str>>,
 }
 
 /// What recording an outcome changed beyond the delivery itself.

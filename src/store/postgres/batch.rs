@@ -22,11 +22,12 @@ use time::OffsetDateTime;
 
 use super::sql::Statements;
 use super::{
-    AttemptWrites, DeliveryWrites, PostgresStore, backend, column, delivery_state,
-    endpoint_from_json, from_json, not_found, to_json,
+    AttemptWrites, DeliveryWrites, PostgresStore, backend, column, endpoint_from_json, from_json,
+    not_found, to_json,
 };
+use crate::store::codec::claimed_state;
 use crate::store::{Claim, EndpointChange, Recorded, StoreError, settle};
-use crate::{AttemptOutcome, DeliveryState, Endpoint, EndpointHealth};
+use crate::{AttemptOutcome, Endpoint, EndpointHealth};
 
 /// An endpoint row the batch holds locked.
 struct LockedEndpoint {
@@ -43,7 +44,9 @@ struct LockedEndpoint {
 /// A delivery row the batch holds locked.
 struct LockedDelivery {
     endpoint_id: String,
-    state: DeliveryState,
+    /// The state's text, decoded against the claim when an item settles it (see
+    /// [`claimed_state`]).
+    state: String,
     /// The lease token; cleared once an item settles the delivery, so that the same claim again
     /// in the batch is refused as a lost lease, as one by one.
     token: Option<String>,
@@ -144,7 +147,7 @@ impl PostgresStore {
                     id,
                     LockedDelivery {
                         endpoint_id: column(row, 2)?,
-                        state: delivery_state(&column::<String>(row, 3)?)?,
+                        state: column(row, 3)?,
                         token: column(row, 4)?,
                     },
                 );
@@ -192,7 +195,7 @@ impl PostgresStore {
                 &self.config,
                 &locked.endpoint,
                 claim,
-                delivery.state.clone(),
+                claimed_state(&delivery.state, claim)?,
                 locked.health.clone(),
                 outcome,
                 now,

@@ -663,10 +663,11 @@ impl PostgresStore {
             let event =
                 SerializedEvent::new(state.event_id.clone(), event_type(kind)?, body.into());
             let token = LeaseToken::generate();
-            writes.push(
+            let stored = writes.push(
                 &state,
                 Some((token.as_str().to_owned(), micros_ceil(lease_until))),
             )?;
+            let stored_state = Some(Arc::from(stored));
             claims.push(Claim {
                 attempt,
                 state,
@@ -674,6 +675,7 @@ impl PostgresStore {
                 event,
                 lease: token,
                 lease_until,
+                stored_state,
             });
         }
         writes.write(&self.statements, &mut *conn).await?;
@@ -1181,12 +1183,13 @@ struct DeliveryWrites {
 }
 
 impl DeliveryWrites {
-    /// Adds a delivery's new state; `lease` (token, expiry column) is kept only while in flight.
+    /// Adds a delivery's new state, and returns its text as it will be written; `lease` (token,
+    /// expiry column) is kept only while in flight.
     fn push(
         &mut self,
         state: &DeliveryState,
         lease: Option<(String, i64)>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<&str, StoreError> {
         let (token, until) = lease
             .filter(|_| state.status == DeliveryStatus::InFlight)
             .unzip();
@@ -1196,7 +1199,7 @@ impl DeliveryWrites {
         self.lease_tokens.push(token);
         self.lease_untils.push(until);
         self.states.push(to_json("delivery", state)?);
-        Ok(())
+        Ok(self.states.last().map_or("", String::as_str))
     }
 
     async fn write(self, st: &Statements, conn: &mut PgConnection) -> Result<(), StoreError> {

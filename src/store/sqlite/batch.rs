@@ -102,7 +102,8 @@ impl DeliveryWrites {
         Ok(writes)
     }
 
-    /// Adds a delivery's new state and the columns derived from it. `before` is its status as
+    /// Adds a delivery's new state and the columns derived from it, and returns the state's text
+    /// as it will be written. `before` is its status as
     /// read: the `finished` column is written only when the delivery finishes or is replayed,
     /// because SQLite rewrites the entries of every index whose columns an `UPDATE` sets, and
     /// claims must not rewrite `nopos_deliveries_unfinished` (keyed by endpoint, so scattered:
@@ -112,7 +113,7 @@ impl DeliveryWrites {
         before: DeliveryStatus,
         state: &DeliveryState,
         lease: Option<(&LeaseToken, OffsetDateTime)>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<&str, StoreError> {
         // A lease only means something while the attempt is in flight.
         let lease = lease.filter(|_| state.status == DeliveryStatus::InFlight);
         let finished = state.status.is_final();
@@ -125,12 +126,13 @@ impl DeliveryWrites {
             state: to_json("delivery state", state)?,
             finished,
         };
-        if before.is_final() == finished {
-            self.unfinished.push(columns);
+        let rows = if before.is_final() == finished {
+            &mut self.unfinished
         } else {
-            self.finishing.push(columns);
-        }
-        Ok(())
+            &mut self.finishing
+        };
+        rows.push(columns);
+        Ok(rows.last().map_or("", |row| row.state.as_str()))
     }
 
     /// Writes the rows added so far and empties the batch.
@@ -148,7 +150,7 @@ impl DeliveryWrites {
             for chunk in owned_chunks(rows) {
                 let list = values_list(chunk.len(), columns);
                 let sql = format!(
-                    "UPDATE nopos_deliveries SET status = u.column2, due_at = u.column3, \
+                    "UPDATE OR FAIL nopos_deliveries SET status = u.column2, due_at = u.column3, \
                      lease_token = u.column4, lease_until = u.column5, state = u.column6\
                      {finished} FROM (VALUES {list}) AS u WHERE nopos_deliveries.id = u.column1"
                 );
@@ -200,7 +202,7 @@ impl AttemptWrites {
             let list = values_list(chunk.len(), 3);
             // The padding rows are filtered out, not inserted.
             let sql = format!(
-                "INSERT INTO nopos_attempts (delivery_id, attempt, record) \
+                "INSERT OR FAIL INTO nopos_attempts (delivery_id, attempt, record) \
                  SELECT column1, column2, column3 FROM (VALUES {list}) WHERE column1 IS NOT NULL"
             );
             let rows = chunk.len();

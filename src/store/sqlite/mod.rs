@@ -51,7 +51,7 @@ pub use dedup::SqliteDeduplicator;
 use batch::{AttemptWrites, DeliveryWrites};
 
 use super::codec::{
-    backend, endpoint_from_json, endpoint_to_json, event_created_at, from_json, from_micros,
+    backend, claimed_state, endpoint_from_json, endpoint_to_json, event_created_at, from_json, from_micros,
     to_json, to_micros,
 };
 use super::{
@@ -513,7 +513,8 @@ impl Store for SqliteStore {
                 event
             };
             let token = LeaseToken::generate();
-            writes.push(before, &state, Some((&token, lease_until)))?;
+            let stored = writes.push(before, &state, Some((&token, lease_until)))?;
+            let stored_state = Some(Arc::from(stored));
             claims.push(Claim {
                 attempt,
                 state,
@@ -521,6 +522,7 @@ impl Store for SqliteStore {
                 event,
                 lease: token,
                 lease_until,
+                stored_state,
             });
         }
         writes.write(&mut tx).await?;
@@ -792,7 +794,15 @@ struct DeliveryRow {
 impl DeliveryRow {
     /// Decodes the `state, lease_token, lease_until` columns.
     fn decode(row: &SqliteRow) -> Result<DeliveryRow, StoreError> {
-        let state = from_json("delivery state", &column::<String>(row, "state")?)?;
+        DeliveryRow::decode_with(row, |text| from_json("delivery state", text))
+    }
+
+    /// As [`DeliveryRow::decode`], with the state's text read by `state`.
+    fn decode_with(
+        row: &SqliteRow,
+        state: impl FnOnce(&str) -> Result<DeliveryState, StoreError>,
+    ) -> Result<DeliveryRow, StoreError> {
+        let state = state(column::<&str>(row, "state")?)?;
         let token = column::<Option<String>>(row, "lease_token")?;
         let until = column::<Option<i64>>(row, "lease_until")?;
         let lease = match (token, until) {
@@ -938,7 +948,7 @@ async fn record_batch(
         let mut deliveries = load_deliveries(&mut *conn, rest).await?;
         let mut endpoints = load_endpoints(
             &mut *conn,
-            deliveries.values().map(|row| &row.state.endpoint_id),
+            rest.iter().map(|(claim, _)| &claim.state.endpoint_id),
         )
         .await?;
         let mut changed_health: Vec<EndpointId> = Vec::new();
@@ -949,9 +959,14 @@ async fn record_batch(
             let lost = || StoreError::LeaseLost(id.to_string());
             // Taken out once used: the same claim twice in a batch has lost its lease the
             // second time, as it would have recorded alone.
-            let row = deliveries
-                .remove(id)
-                .filter(|row| row.lease.as_ref().map(|(token, _)| token) == Some(&claim.lease));
+            let row = match deliveries.remove(id.as_str()) {
+                Some(row) => Some(DeliveryRow::decode_with(&row, |text| {
+                    claimed_state(text, claim)
+                })?),
+                None => None,
+            };
+            let row =
+                row.filter(|row| row.lease.as_ref().map(|(token, _)| token) == Some(&claim.lease));
             let Some(row) = row else {
                 results.push(Err(lost()));
                 continue;
@@ -1006,24 +1021,25 @@ async fn record_batch(
     Ok(results)
 }
 
-/// The delivery rows of a batch's claims, by id.
+/// The delivery rows of a batch's claims, by id, not decoded yet: each is decoded against its
+/// claim (see [`claimed_state`]).
 async fn load_deliveries(
     conn: &mut SqliteConnection,
     batch: &[(&Claim, &AttemptOutcome)],
-) -> Result<HashMap<DeliveryId, DeliveryRow>, StoreError> {
+) -> Result<HashMap<String, SqliteRow>, StoreError> {
     let ids: Vec<&str> = batch
         .iter()
         .map(|(claim, _)| claim.attempt.delivery_id.as_str())
         .collect();
     let rows = batch::rows_with_ids(
         conn,
-        "state, lease_token, lease_until",
+        "id, state, lease_token, lease_until",
         "nopos_deliveries",
         &ids,
     )
     .await?;
-    rows.iter()
-        .map(|row| DeliveryRow::decode(row).map(|row| (row.state.id.clone(), row)))
+    rows.into_iter()
+        .map(|row| Ok((column::<String>(&row, "id")?, row)))
         .collect()
 }
 
