@@ -13,6 +13,13 @@ use serde::{Deserialize, Deserializer, Serializer};
 use time::format_description::well_known::Rfc3339;
 use time::{Date, Month, OffsetDateTime, Time, UtcOffset};
 
+/// "00" to "99", for writing decimal numbers two digits at a time.
+pub(crate) const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
 /// The longest UTC form: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
 const MAX_UTC_LEN: usize = 30;
 
@@ -28,13 +35,24 @@ impl Writer {
         self.len += 1;
     }
 
-    /// `value` as exactly `digits` decimal digits, zero-padded.
-    fn digits(&mut self, value: u32, digits: u32) {
-        for place in (0..digits).rev() {
+    /// `value` as exactly `digits` decimal digits, zero-padded, two at a time from the right
+    /// (divisions by constants, which compile to multiplications).
+    fn digits(&mut self, mut value: u32, digits: usize) {
+        let end = self.len + digits;
+        let mut at = end;
+        while at >= self.len + 2 {
+            let pair = (value % 100) as usize * 2;
+            value /= 100;
+            at -= 2;
+            self.buf[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        }
+        if at > self.len {
             // A value modulo 10: the cast cannot truncate.
             #[allow(clippy::cast_possible_truncation)]
-            self.byte(b'0' + (value / 10u32.pow(place) % 10) as u8);
+            let digit = (value % 10) as u8;
+            self.buf[at - 1] = b'0' + digit;
         }
+        self.len = end;
     }
 }
 

@@ -46,11 +46,7 @@ pub(crate) fn tags_equal(a: &[u8; TAG_LEN], b: &[u8; TAG_LEN]) -> subtle::Choice
 /// Formats a Unix timestamp in plain decimal into `buf`, returning the digits.
 pub(crate) fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
     // Two digits per division: this runs on every sign and verify.
-    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-        2021222324252627282930313233343536373839\
-        4041424344454647484950515253545556575859\
-        6061626364656667686970717273747576777879\
-        8081828384858687888990919293949596979899";
+    use crate::timestamp::DIGIT_PAIRS as PAIRS;
     // `unsigned_abs` keeps i64::MIN correct (19 digits and a sign fit in 20 bytes).
     let mut rest = n.unsigned_abs();
     let mut at = buf.len();

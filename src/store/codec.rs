@@ -33,11 +33,16 @@ pub fn from_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
 /// # Errors
 /// [`StoreError::Corrupt`] if serialization fails (it does not for the core's types).
 pub fn to_json<T: Serialize>(what: &'static str, value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|err| StoreError::Corrupt {
-        what,
-        message: err.to_string(),
-    })
+    let corrupt = |message: String| StoreError::Corrupt { what, message };
+    // Sized for a delivery state (about 500 bytes), the document written most: `to_string`
+    // starts at 128 bytes and reallocates twice on the way.
+    let mut json = Vec::with_capacity(TYPICAL_DOCUMENT_LEN);
+    serde_json::to_writer(&mut json, value).map_err(|err| corrupt(err.to_string()))?;
+    String::from_utf8(json).map_err(|err| corrupt(err.to_string()))
 }
+
+/// The buffer [`to_json`] starts with.
+const TYPICAL_DOCUMENT_LEN: usize = 640;
 
 /// A value from a JSON document.
 ///

@@ -666,6 +666,43 @@ pub async fn release_gives_the_attempt_back<S: Store>(store: &S) {
     ));
 }
 
+/// An endpoint disabled while its attempts are in flight: each outcome is recorded against the
+/// delivery as it is now (pause requested), not as it was claimed. A failed attempt then pauses;
+/// a delivered one stays delivered.
+pub async fn outcomes_see_changes_made_during_the_attempt<S: Store>(store: &S) {
+    let now = t0();
+    let mut ep = endpoint(&["*"], now);
+    store.create_endpoint(&ep).await.unwrap();
+    for event_type in [&EventType::PRODUCT_CREATED, &EventType::PRODUCT_UPDATED] {
+        store.emit(&event(event_type, now), now).await.unwrap();
+    }
+    let claims = store.claim(now, 10, Duration::minutes(1)).await.unwrap();
+    assert_eq!(claims.len(), 2);
+
+    ep.disable(now, DisableReason::Manual);
+    store.update_endpoint(&ep, now).await.unwrap();
+    let failed = status(500, now);
+    let delivered = status(204, now);
+    let results = store
+        .record_attempts(&[(&claims[0], &failed), (&claims[1], &delivered)], now)
+        .await
+        .unwrap();
+    let statuses: Vec<DeliveryStatus> = results
+        .into_iter()
+        .map(|result| result.unwrap().state.status)
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![DeliveryStatus::Paused, DeliveryStatus::Delivered]
+    );
+    let stored = store
+        .get_delivery(&claims[0].attempt.delivery_id)
+        .await
+        .unwrap();
+    assert_eq!(stored.status, DeliveryStatus::Paused);
+    assert!(!stored.pause_requested);
+}
+
 pub async fn batched_recording_fails_only_the_lost_items<S: Store>(store: &S) {
     let now = t0();
     store.create_endpoint(&endpoint(&["*"], now)).await.unwrap();
@@ -727,6 +764,7 @@ macro_rules! conformance_suite {
             listing_filters_and_orders,
             release_gives_the_attempt_back,
             batched_recording_fails_only_the_lost_items,
+            outcomes_see_changes_made_during_the_attempt,
         );
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -27,10 +27,10 @@
 //!   backstop bounds the delay of a lost notification.
 //!
 //! # Encoding
-//! Times are Unix microseconds and documents are JSON ([`crate::store::codec`], shared with the
-//! SQLite store), in JSONB columns so operators can query them. Due times and lease expiries are
-//! rounded *up* to the microsecond in their index columns, so a claim never picks a delivery
-//! before it is due. Ids use the `"C"` collation (byte order).
+//! Times are Unix microseconds and documents are JSON text ([`crate::store::codec`], shared with
+//! the SQLite store; JSONB until schema version 2). Due times and lease expiries are rounded *up*
+//! to the microsecond in their index columns, so a claim never picks a delivery before it is due.
+//! Ids use the `"C"` collation (byte order).
 //!
 //! Every table lives in the store's schema (`public` or the pool's `search_path` by default, or
 //! one named with [`PostgresStore::connect_with_schema`]), and every statement names it, so the

@@ -51,8 +51,8 @@ pub use dedup::SqliteDeduplicator;
 use batch::{AttemptWrites, DeliveryWrites};
 
 use super::codec::{
-    backend, claimed_state, endpoint_from_json, endpoint_to_json, event_created_at, from_json, from_micros,
-    to_json, to_micros,
+    backend, claimed_state, endpoint_from_json, endpoint_to_json, event_created_at, from_json,
+    from_micros, to_json, to_micros,
 };
 use super::{
     Claim, DeliveryQuery, EmitReceipt, EndpointChange, LeaseToken, Recorded, Store, StoreConfig,
