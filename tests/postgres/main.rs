@@ -671,7 +671,7 @@ async fn corrupt_rows_are_reported_not_panicked_on() {
 /// recreated by undoing migration 2 on a fresh schema: its columns back to JSONB (PostgreSQL
 /// re-prints the documents in its own spacing and key order) and its migration row removed.
 #[tokio::test]
-async fn documents_written_as_jsonb_survive_the_upgrade_to_text() {
+async fn documents_written_by_version_1_survive_the_upgrades() {
     let Some(store) = open().await else { return };
     let now = t0();
     let hook = endpoint(&["*"], now);
@@ -697,6 +697,10 @@ async fn documents_written_as_jsonb_survive_the_upgrade_to_text() {
         "ALTER TABLE {s}.deliveries ALTER COLUMN state TYPE JSONB USING state::jsonb",
         "ALTER TABLE {s}.attempts ALTER COLUMN record TYPE JSONB USING record::jsonb",
         "DELETE FROM {s}.nopos_webhooks_migrations WHERE version = 2",
+        // Version 1's foreign key from the attempt log, which version 3 drops.
+        "ALTER TABLE {s}.attempts ADD CONSTRAINT attempts_delivery_id_fkey \
+         FOREIGN KEY (delivery_id) REFERENCES {s}.deliveries (id)",
+        "DELETE FROM {s}.nopos_webhooks_migrations WHERE version = 3",
     ] {
         exec(&store, sql).await;
     }
@@ -714,6 +718,16 @@ async fn documents_written_as_jsonb_survive_the_upgrade_to_text() {
     .await
     .unwrap();
     assert_eq!(kind.get::<String, _>(0), "text");
+    assert_eq!(
+        exec(
+            &upgraded,
+            "SELECT 1 FROM pg_constraint WHERE conname = 'attempts_delivery_id_fkey' \
+             AND connamespace = '{s}'::regnamespace"
+        )
+        .await,
+        0,
+        "version 3 drops the attempt log's foreign key"
+    );
     upgraded.pool().close().await;
     close(store).await;
 }
@@ -757,8 +771,8 @@ async fn opening_errors_never_show_the_password() {
     let again = open_same_schema(&store).await;
     assert_eq!(
         exec(&again, "SELECT version FROM {s}.nopos_webhooks_migrations").await,
-        2,
-        "each migration applied once"
+        3,
+        "each of the three migrations applied once"
     );
     again.pool().close().await;
     close(store).await;

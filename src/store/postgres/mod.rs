@@ -85,6 +85,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "documents as text",
         include_str!("migrations/0002_documents_as_text.sql"),
     ),
+    (
+        3,
+        "attempts without foreign key",
+        include_str!("migrations/0003_attempts_without_foreign_key.sql"),
+    ),
 ];
 
 /// The table that records which migrations ran, in the store's schema. Not sqlx's default name,

@@ -118,7 +118,8 @@ statements! {
     /// A batch of outcomes' writes in one statement: delivery states (`$1`–`$6`, as
     /// `update_deliveries`), attempt log entries (`$7`–`$9`, as `insert_attempts`) and endpoint
     /// healths (`$10`–`$11`). Each part writes its own table, so none needs to see another's
-    /// rows; the attempts' foreign keys are checked at the end of the statement.
+    /// rows. (The attempts' delivery rows are the batch's, locked by `lock_batch`: the log has no
+    /// foreign key to check per row since schema version 3.)
     record_writes = "WITH written AS ( \
             UPDATE {s}.deliveries AS d SET status = u.status, due_at = u.due_at, \
             lease_token = u.lease_token, lease_until = u.lease_until, state = u.state \
