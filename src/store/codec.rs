@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
-use super::{Claim, StoreError};
-use crate::{DeliveryState, Endpoint, EndpointRecord};
+use super::StoreError;
+use crate::{Endpoint, EndpointRecord};
 
 /// A time as Unix microseconds (the precision both SQLite integers and PostgreSQL keep).
 pub fn to_micros(at: OffsetDateTime) -> i64 {
@@ -61,7 +61,11 @@ pub fn from_json<T: DeserializeOwned>(what: &'static str, json: &str) -> Result<
 ///
 /// # Errors
 /// As [`from_json`].
-pub(crate) fn claimed_state(text: &str, claim: &Claim) -> Result<DeliveryState, StoreError> {
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn claimed_state(
+    text: &str,
+    claim: &super::Claim,
+) -> Result<crate::DeliveryState, StoreError> {
     match &claim.stored_state {
         Some(stored) if **stored == *text => Ok(claim.state.clone()),
         _ => from_json("delivery state", text),

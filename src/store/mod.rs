@@ -318,6 +318,10 @@ pub struct Claim {
     /// `state` as a SQL store wrote it when claiming. Recording the outcome usually finds the row
     /// still holding exactly this text, and then takes `state` as it is instead of decoding the
     /// text again (a JSON decode per delivery on the dispatcher's hottest path).
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres")),
+        allow(dead_code, reason = "written and read by the SQL stores only")
+    )]
     pub(crate) stored_state: Option<Arc<str>>,
 }
 
