@@ -109,11 +109,11 @@ impl DeliveryWrites {
     }
 
     /// Adds a delivery's new state and the columns derived from it, and returns the state's text
-    /// as it will be written. `before` is its status as
-    /// read: the `finished` column is written only when the delivery finishes or is replayed,
-    /// because SQLite rewrites the entries of every index whose columns an `UPDATE` sets, and
-    /// claims must not rewrite `nopos_deliveries_unfinished` (keyed by endpoint, so scattered:
-    /// at a 100,000 backlog that is a hundred extra pages per claim).
+    /// as it will be written. `before` is its status as read: the `finished` column is written
+    /// only when the delivery finishes or is replayed, because SQLite rewrites the entries of
+    /// every index whose columns an `UPDATE` sets, and claims must not rewrite
+    /// `nopos_deliveries_unfinished` (keyed by endpoint, so scattered: at a 100,000 backlog that
+    /// is a hundred extra pages per claim).
     pub(super) fn push(
         &mut self,
         before: DeliveryStatus,

@@ -946,6 +946,7 @@ async fn record_batch(
     'rounds: while results.len() < batch.len() {
         let rest = &batch[results.len()..];
         let mut deliveries = load_deliveries(&mut *conn, rest).await?;
+        // A delivery's endpoint never changes, so the claims name the rows' endpoints.
         let mut endpoints = load_endpoints(
             &mut *conn,
             rest.iter().map(|(claim, _)| &claim.state.endpoint_id),
