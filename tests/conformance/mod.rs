@@ -7,6 +7,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
 
 use http::{HeaderMap, StatusCode};
@@ -664,6 +665,37 @@ pub async fn release_gives_the_attempt_back<S: Store>(store: &S) {
         store.release(&claim, now).await,
         Err(StoreError::LeaseLost(_))
     ));
+}
+
+/// Recording applies the outcome to the delivery row as it is now, not as the claim left it: after
+/// `edit` (the backend's SQL, setting the claimed row's state's `replays` to 3 by hand), the row is
+/// decoded again, not replaced by the claim's copy of the state.
+pub async fn outcomes_apply_to_the_row_as_it_is_now<S: Store, F: Future<Output = ()>>(
+    store: &S,
+    edit: impl FnOnce() -> F,
+) {
+    let now = t0();
+    store.create_endpoint(&endpoint(&["*"], now)).await.unwrap();
+    store
+        .emit(&event(&EventType::CUSTOMER_CREATED, now), now)
+        .await
+        .unwrap();
+    let claim = store
+        .claim(now, 1, Duration::minutes(1))
+        .await
+        .unwrap()
+        .remove(0);
+    edit().await;
+    let recorded = store
+        .record_attempts(&[(&claim, &status(204, now))], now)
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    assert_eq!(
+        (recorded.state.status, recorded.state.replays),
+        (DeliveryStatus::Delivered, 3)
+    );
 }
 
 /// An endpoint disabled while its attempts are in flight: each outcome is recorded against the

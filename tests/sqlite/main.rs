@@ -819,35 +819,16 @@ async fn the_finished_column_follows_the_state() {
     close(store).await;
 }
 
-/// Recording applies the outcome to the delivery row as it is now, not as the claim left it: a
-/// row edited since the claim (here by hand) is decoded again, not replaced by the claim's copy.
+/// See `conformance::outcomes_apply_to_the_row_as_it_is_now`.
 #[tokio::test]
 async fn outcomes_apply_to_the_row_as_it_is_now() {
     let store = open().await.unwrap();
-    let now = t0();
-    store.create_endpoint(&endpoint(&["*"], now)).await.unwrap();
-    store
-        .emit(&event(&EventType::CUSTOMER_CREATED, now), now)
-        .await
-        .unwrap();
-    let claim = store
-        .claim(now, 1, Duration::minutes(1))
-        .await
-        .unwrap()
-        .remove(0);
-    sqlx::query("UPDATE nopos_deliveries SET state = json_set(state, '$.replays', 3)")
-        .execute(store.pool())
-        .await
-        .unwrap();
-    let recorded = store
-        .record_attempts(&[(&claim, &status(204, now))], now)
-        .await
-        .unwrap()
-        .remove(0)
-        .unwrap();
-    assert_eq!(
-        (recorded.state.status, recorded.state.replays),
-        (DeliveryStatus::Delivered, 3)
-    );
+    conformance::outcomes_apply_to_the_row_as_it_is_now(&store, || async {
+        sqlx::query("UPDATE nopos_deliveries SET state = json_set(state, '$.replays', 3)")
+            .execute(store.pool())
+            .await
+            .unwrap();
+    })
+    .await;
     close(store).await;
 }
