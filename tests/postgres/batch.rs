@@ -6,7 +6,9 @@
 
 use nopos_webhooks::store::postgres::PostgresStore;
 use nopos_webhooks::store::{Claim, Recorded, Store, StoreError};
-use nopos_webhooks::{AttemptOutcome, DeliveryStatus, DisableReason, EventType, TransportError};
+use nopos_webhooks::{
+    AttemptOutcome, DeliveryStatus, DisableReason, Endpoint, EventType, TransportError,
+};
 use sqlx::AssertSqlSafe;
 use time::{Duration, OffsetDateTime};
 
@@ -341,12 +343,11 @@ async fn a_gone_endpoint_in_a_batch_matches_one_by_one() {
     close(store).await;
 }
 
-/// Each outcome sees the health the previous ones of its endpoint left: a success early in the
-/// batch ends a failing streak, so failures after it do not disable an endpoint that had been
-/// failing for longer than the health period before the batch.
-#[tokio::test]
-async fn health_is_carried_from_item_to_item() {
-    let Some(store) = open().await else { return };
+/// An endpoint whose one delivery failed at `now` (failing since then), and a time `later` past
+/// the health period, when one more failure alone would disable it: `(endpoint, now, later)`.
+async fn failing_past_the_health_period(
+    store: &PostgresStore,
+) -> (Endpoint, OffsetDateTime, OffsetDateTime) {
     let now = t0();
     let ep = endpoint(&["*"], now);
     store.create_endpoint(&ep).await.unwrap();
@@ -367,9 +368,16 @@ async fn health_is_carried_from_item_to_item() {
         store.endpoint_health(&ep.id).await.unwrap().failing_since,
         Some(now)
     );
+    (ep, now, now + Duration::days(5) + Duration::hours(1))
+}
 
-    // Past the health period: one more failure alone would disable the endpoint.
-    let later = now + Duration::days(5) + Duration::hours(1);
+/// Each outcome sees the health the previous ones of its endpoint left: a success early in the
+/// batch ends a failing streak, so failures after it do not disable an endpoint that had been
+/// failing for longer than the health period before the batch.
+#[tokio::test]
+async fn health_is_carried_from_item_to_item() {
+    let Some(store) = open().await else { return };
+    let (ep, _, later) = failing_past_the_health_period(&store).await;
     for _ in 0..5 {
         store
             .emit(&event(&EventType::PAYMENT_FAILED, later), later)
@@ -403,24 +411,7 @@ async fn health_is_carried_from_item_to_item() {
 #[tokio::test]
 async fn failing_past_the_health_period_in_a_batch_matches_one_by_one() {
     let Some(store) = open().await else { return };
-    let now = t0();
-    let ep = endpoint(&["*"], now);
-    store.create_endpoint(&ep).await.unwrap();
-    store
-        .emit(&event(&EventType::PAYMENT_FAILED, now), now)
-        .await
-        .unwrap();
-    let first = store
-        .claim(now, 1, Duration::minutes(1))
-        .await
-        .unwrap()
-        .remove(0);
-    store
-        .record_attempt(&first, &code(500, now), now)
-        .await
-        .unwrap();
-
-    let later = now + Duration::days(5) + Duration::hours(1);
+    let (ep, now, later) = failing_past_the_health_period(&store).await;
     for _ in 0..3 {
         store
             .emit(&event(&EventType::PAYMENT_FAILED, later), later)
