@@ -363,7 +363,8 @@ fn main() {
         return;
     }
     if let Ok(spec) = std::env::var("NOPOS_BENCH_PROFILE") {
-        // Profiling aid: one variant alone, for `perf record`: `memory:20000` or `sqlite:20000`.
+        // Profiling aid: one variant alone, for `perf record`: `memory:20000`, `sqlite:20000` or
+        // `postgres:20000`.
         let (variant, n) = spec.split_once(':').unwrap_or((spec.as_str(), "20000"));
         let n = n.parse().unwrap_or(20_000);
         runtime.block_on(async {
@@ -378,6 +379,25 @@ fn main() {
                             .await
                             .unwrap();
                     dispatch(&receiver, Arc::new(store), n).await
+                }
+                #[cfg(feature = "postgres")]
+                "postgres" => {
+                    use nopos_webhooks::store::postgres::PostgresStore;
+                    let url = std::env::var("NOPOS_WEBHOOKS_TEST_POSTGRES")
+                        .expect("NOPOS_WEBHOOKS_TEST_POSTGRES for the postgres variant");
+                    let schema = format!("bench_profile_{}", std::process::id());
+                    let store = Arc::new(
+                        PostgresStore::connect_with_schema(&url, &schema, store_config())
+                            .await
+                            .unwrap(),
+                    );
+                    let d = dispatch(&receiver, Arc::clone(&store), n).await;
+                    let sql = format!("DROP SCHEMA \"{schema}\" CASCADE");
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .execute(store.pool())
+                        .await
+                        .unwrap();
+                    d
                 }
                 _ => dispatch(&receiver, Arc::new(MemoryStore::new(store_config())), n).await,
             };

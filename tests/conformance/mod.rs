@@ -668,34 +668,54 @@ pub async fn release_gives_the_attempt_back<S: Store>(store: &S) {
 }
 
 /// Recording applies the outcome to the delivery row as it is now, not as the claim left it: after
-/// `edit` (the backend's SQL, setting the claimed row's state's `replays` to 3 by hand), the row is
-/// decoded again, not replaced by the claim's copy of the state.
+/// `edit` (the backend's SQL, setting every delivery row's state's `replays` to 3 by hand), the
+/// edited row is decoded again, not replaced by the claim's copy of the state. The batch also
+/// holds a delivery claimed after the edit, which nothing changed: both are recorded once, each
+/// from its own row (a store that writes the untouched row first and then finds the edited one
+/// must undo that write before it reads both again).
 pub async fn outcomes_apply_to_the_row_as_it_is_now<S: Store, F: Future<Output = ()>>(
     store: &S,
     edit: impl FnOnce() -> F,
 ) {
     let now = t0();
     store.create_endpoint(&endpoint(&["*"], now)).await.unwrap();
-    store
-        .emit(&event(&EventType::CUSTOMER_CREATED, now), now)
-        .await
-        .unwrap();
-    let claim = store
-        .claim(now, 1, Duration::minutes(1))
-        .await
-        .unwrap()
-        .remove(0);
+    let claim_one = |event_type: EventType| async move {
+        store.emit(&event(&event_type, now), now).await.unwrap();
+        store
+            .claim(now, 10, Duration::minutes(1))
+            .await
+            .unwrap()
+            .remove(0)
+    };
+    let edited = &claim_one(EventType::CUSTOMER_CREATED).await;
     edit().await;
-    let recorded = store
-        .record_attempts(&[(&claim, &status(204, now))], now)
+    let untouched = &claim_one(EventType::CUSTOMER_UPDATED).await;
+    // The untouched delivery first, so that a batch written in its order meets it first.
+    let delivered = status(204, now);
+    let results = store
+        .record_attempts(&[(untouched, &delivered), (edited, &delivered)], now)
         .await
-        .unwrap()
-        .remove(0)
         .unwrap();
+    let states: Vec<(DeliveryStatus, u32)> = results
+        .into_iter()
+        .map(|result| {
+            let state = result.unwrap().state;
+            (state.status, state.replays)
+        })
+        .collect();
     assert_eq!(
-        (recorded.state.status, recorded.state.replays),
-        (DeliveryStatus::Delivered, 3)
+        states,
+        vec![
+            (DeliveryStatus::Delivered, 0),
+            (DeliveryStatus::Delivered, 3)
+        ]
     );
+    for claim in [edited, untouched] {
+        let id = &claim.attempt.delivery_id;
+        assert_eq!(store.attempts(id).await.unwrap().len(), 1);
+        let stored = store.get_delivery(id).await.unwrap();
+        assert_eq!(stored.status, DeliveryStatus::Delivered);
+    }
 }
 
 /// An endpoint disabled while its attempts are in flight: each outcome is recorded against the

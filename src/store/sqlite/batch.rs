@@ -14,6 +14,9 @@
 //! file and cost about 6 % of the time per delivery claimed and recorded). Nothing half-written
 //! survives: every caller runs inside a transaction that an error rolls back whole.
 
+use std::fmt::Write as _;
+use std::sync::Arc;
+
 use sqlx::query::Query;
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection, SqliteRow};
 use sqlx::{AssertSqlSafe, SqlSafeStr};
@@ -21,7 +24,7 @@ use time::OffsetDateTime;
 
 use super::due_at;
 use crate::store::codec::{backend, to_json, to_micros};
-use crate::store::{LeaseToken, StoreError};
+use crate::store::{Claim, LeaseToken, StoreError};
 use crate::{AttemptRecord, DeliveryId, DeliveryState, DeliveryStatus, EndpointHealth, EndpointId};
 
 /// Most rows in one statement: 512 rows of 7 columns stay far below SQLite's limit on bound
@@ -94,6 +97,9 @@ struct DeliveryColumns {
     lease_until: Option<i64>,
     state: String,
     finished: bool,
+    /// For a write that applies only to the row as a claim left it: that claim's lease token and
+    /// state text (see [`DeliveryWrites::push_as_claimed`]).
+    claimed: Option<(String, Arc<str>)>,
 }
 
 impl DeliveryWrites {
@@ -120,6 +126,31 @@ impl DeliveryWrites {
         state: &DeliveryState,
         lease: Option<(&LeaseToken, OffsetDateTime)>,
     ) -> Result<&str, StoreError> {
+        self.push_row(before, state, lease, None)
+    }
+
+    /// Adds a claimed delivery's new state, to be written only where the row still holds exactly
+    /// what the claim wrote: its lease token and `claimed_text`, the state text the claim wrote.
+    /// [`DeliveryWrites::write`] counts the rows it wrote; a row changed since the claim is left
+    /// alone and not counted.
+    pub(super) fn push_as_claimed(
+        &mut self,
+        claim: &Claim,
+        claimed_text: Arc<str>,
+        state: &DeliveryState,
+    ) -> Result<(), StoreError> {
+        let claimed = (claim.lease.as_str().to_owned(), claimed_text);
+        self.push_row(claim.state.status, state, None, Some(claimed))?;
+        Ok(())
+    }
+
+    fn push_row(
+        &mut self,
+        before: DeliveryStatus,
+        state: &DeliveryState,
+        lease: Option<(&LeaseToken, OffsetDateTime)>,
+        claimed: Option<(String, Arc<str>)>,
+    ) -> Result<&str, StoreError> {
         // A lease only means something while the attempt is in flight.
         let lease = lease.filter(|_| state.status == DeliveryStatus::InFlight);
         let finished = state.status.is_final();
@@ -131,6 +162,7 @@ impl DeliveryWrites {
             lease_until: lease.map(|(_, until)| to_micros(until)),
             state: to_json("delivery state", state)?,
             finished,
+            claimed,
         };
         let rows = if before.is_final() == finished {
             &mut self.unfinished
@@ -141,25 +173,39 @@ impl DeliveryWrites {
         Ok(rows.last().map_or("", |row| row.state.as_str()))
     }
 
-    /// Writes the rows added so far and empties the batch.
-    pub(super) async fn write(&mut self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    /// Writes the rows added so far, empties the batch and returns how many rows it wrote.
+    pub(super) async fn write(&mut self, conn: &mut SqliteConnection) -> Result<u64, StoreError> {
+        let mut written = 0;
         for (rows, with_finished) in [
             (std::mem::take(&mut self.unfinished), false),
             (std::mem::take(&mut self.finishing), true),
         ] {
-            let columns = if with_finished { 7 } else { 6 };
-            let finished = if with_finished {
-                ", finished = u.column7"
-            } else {
-                ""
-            };
             for chunk in owned_chunks(rows) {
-                let list = values_list(chunk.len(), columns);
-                let sql = format!(
+                let as_claimed = chunk.iter().any(|row| row.claimed.is_some());
+                let mut columns = 6;
+                let mut sql = String::from(
                     "UPDATE OR FAIL nopos_deliveries SET status = u.column2, due_at = u.column3, \
-                     lease_token = u.column4, lease_until = u.column5, state = u.column6\
-                     {finished} FROM (VALUES {list}) AS u WHERE nopos_deliveries.id = u.column1"
+                     lease_token = u.column4, lease_until = u.column5, state = u.column6",
                 );
+                if with_finished {
+                    columns += 1;
+                    sql.push_str(", finished = u.column7");
+                }
+                sql.push_str(" FROM (VALUES ");
+                let list_at = sql.len();
+                sql.push_str(") AS u WHERE nopos_deliveries.id = u.column1");
+                if as_claimed {
+                    // A row without a claim's text binds NULLs, which match no row.
+                    let _ = write!(
+                        sql,
+                        " AND nopos_deliveries.lease_token = u.column{} \
+                         AND nopos_deliveries.state = u.column{}",
+                        columns + 1,
+                        columns + 2
+                    );
+                    columns += 2;
+                }
+                sql.insert_str(list_at, &values_list(chunk.len(), columns));
                 let rows = chunk.len();
                 let mut query = statement(sql);
                 for row in chunk {
@@ -173,14 +219,19 @@ impl DeliveryWrites {
                     if with_finished {
                         query = query.bind(i64::from(row.finished));
                     }
+                    if as_claimed {
+                        let (token, state) = row.claimed.unzip();
+                        query = query.bind(token).bind(state);
+                    }
                 }
-                pad(query, rows, columns)
+                written += pad(query, rows, columns)
                     .execute(&mut *conn)
                     .await
-                    .map_err(backend)?;
+                    .map_err(backend)?
+                    .rows_affected();
             }
         }
-        Ok(())
+        Ok(written)
     }
 }
 

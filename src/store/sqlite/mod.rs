@@ -239,8 +239,7 @@ impl SqliteStore {
         pool: &SqlitePool,
     ) -> Result<(WriteTurn<'_>, sqlx::Transaction<'static, Sqlite>), StoreError> {
         let turn = self.write_turn.lock().await;
-        let tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
-        Ok((turn, tx))
+        Ok((turn, begin_immediate(pool).await?))
     }
 
     /// Replaces an endpoint by `edit(current)` in one transaction, pausing, resuming or keeping
@@ -549,6 +548,13 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Result<Recorded, StoreError>>, StoreError> {
         let (_turn, mut tx) = self.write_lazy().await?;
         // An error drops the transaction, which rolls every item back.
+        if let Some(results) = record_as_claimed(&self.config, &mut tx, batch, now).await? {
+            tx.commit().await.map_err(backend)?;
+            return Ok(results);
+        }
+        // Some row changed since its claim: undo what the shortcut wrote, and read every row.
+        tx.rollback().await.map_err(backend)?;
+        let mut tx = begin_immediate(&self.lazy_pool).await?;
         let results = record_batch(&self.config, &mut tx, batch, now).await?;
         tx.commit().await.map_err(backend)?;
         Ok(results)
@@ -903,7 +909,8 @@ async fn change_deliveries(
         let lease = row.lease.as_ref().map(|(token, until)| (token, *until));
         writes.push(before, &state, lease)?;
     }
-    writes.write(conn).await
+    writes.write(conn).await?;
+    Ok(())
 }
 
 /// Decodes the `type, body, stored_at` columns of an event row.
@@ -928,6 +935,79 @@ fn decode_joined_event(id: &EventId, row: &SqliteRow) -> Result<SerializedEvent,
         return Err(not_found("event", id));
     }
     decode_event_body(id.clone(), row)
+}
+
+/// A write transaction that holds SQLite's write lock from its start (callers hold the
+/// store's write turn).
+async fn begin_immediate(
+    pool: &SqlitePool,
+) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
+    pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)
+}
+
+/// Records `batch` without reading its delivery rows, on the assumption that each row is as its
+/// claim left it — the usual case: nothing touches a delivery while its attempt is on the wire.
+/// The rows' update checks that assumption itself (lease token and state text, see
+/// [`DeliveryWrites::push_as_claimed`]), so the results are those of [`record_batch`], which
+/// would have found each row's state to be its claim's.
+///
+/// `None` when the assumption does not hold for some row, or when the shortcut does not apply (a
+/// claim twice in the batch, a claim without its stored text, an outcome that fails or disables
+/// its endpoint): the caller must then roll back whatever this wrote and use [`record_batch`].
+async fn record_as_claimed(
+    config: &StoreConfig,
+    conn: &mut SqliteConnection,
+    batch: &[(&Claim, &AttemptOutcome)],
+    now: OffsetDateTime,
+) -> Result<Option<Vec<Result<Recorded, StoreError>>>, StoreError> {
+    let mut ids = std::collections::HashSet::with_capacity(batch.len());
+    if !batch
+        .iter()
+        .all(|(claim, _)| ids.insert(claim.attempt.delivery_id.as_str()))
+    {
+        return Ok(None);
+    }
+    let mut endpoints = load_endpoints(
+        &mut *conn,
+        batch.iter().map(|(claim, _)| &claim.state.endpoint_id),
+    )
+    .await?;
+    let mut changed_health: Vec<EndpointId> = Vec::new();
+    let mut writes = DeliveryWrites::default();
+    let mut log = AttemptWrites::default();
+    let mut results = Vec::with_capacity(batch.len());
+    for (claim, outcome) in batch {
+        let (Some(stored), Some((endpoint, health))) = (
+            &claim.stored_state,
+            endpoints.get_mut(&claim.state.endpoint_id),
+        ) else {
+            return Ok(None);
+        };
+        let state = claim.state.clone();
+        let Ok(settlement) = settle(config, endpoint, claim, state, health.clone(), outcome, now)
+        else {
+            return Ok(None);
+        };
+        if settlement.disable.is_some() {
+            return Ok(None);
+        }
+        log.push(&claim.attempt.delivery_id, &settlement.record)?;
+        writes.push_as_claimed(claim, Arc::clone(stored), &settlement.state)?;
+        *health = settlement.health;
+        if !changed_health.contains(&endpoint.id) {
+            changed_health.push(endpoint.id.clone());
+        }
+        results.push(Ok(Recorded {
+            state: settlement.state,
+            endpoint_disabled: None,
+        }));
+    }
+    if writes.write(&mut *conn).await? != u64::try_from(batch.len()).unwrap_or(u64::MAX) {
+        return Ok(None);
+    }
+    log.write(&mut *conn).await?;
+    write_changed_healths(&mut *conn, &endpoints, &changed_health).await?;
+    Ok(Some(results))
 }
 
 /// Records a batch of outcomes inside `conn`'s transaction, in batch order, each exactly as if
