@@ -60,11 +60,21 @@ pub(super) fn connect_options(path: &Path) -> SqliteConnectOptions {
 /// those means an attempt is made again, which at-least-once delivery allows, while a disk flush
 /// per outcome would cap a dispatcher at a few hundred deliveries per second. A commit on the main
 /// pool (`emit` above all) also makes every earlier lazy commit durable.
+///
+/// It never checkpoints by itself (`wal_autocheckpoint = 0`): a checkpoint runs inside the commit
+/// that passes the threshold, copying megabytes and syncing the file, and on this pool that
+/// commit holds the store's write turn, so every claim and record waited behind it (20–90 ms
+/// seen in a loop of claims and records). The store starts a `PASSIVE` checkpoint on the main
+/// pool in the background instead, every `LAZY_COMMITS_PER_CHECKPOINT` commits.
 pub(super) async fn open_lazy_pool(path: &Path) -> Result<SqlitePool, StoreError> {
     SqlitePoolOptions::new()
         .max_connections(1)
         .test_before_acquire(false)
-        .connect_with(connect_options(path).synchronous(SqliteSynchronous::Normal))
+        .connect_with(
+            connect_options(path)
+                .synchronous(SqliteSynchronous::Normal)
+                .pragma("wal_autocheckpoint", "0"),
+        )
         .await
         .map_err(backend)
 }
