@@ -21,8 +21,9 @@
 //!   with a thousand or a hundred thousand deliveries waiting.
 //! - Claims, records and releases never copy the write-ahead log into the database file inside
 //!   their own commits: every few thousand pages of log they start a checkpoint in the
-//!   background, which copies the log while they go on, then copies what they appended meanwhile with this process's writers
-//!   held back for that short moment, so the log is recycled instead of growing.
+//!   background, which copies the log while they go on, then copies what they appended meanwhile
+//!   with this process's writers held back for that short moment, so the log is recycled
+//!   instead of growing.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -245,8 +246,11 @@ impl SqliteStore {
         rows: usize,
     ) -> Result<(), StoreError> {
         tx.commit().await.map_err(backend)?;
-        let pages = 16 + u64::try_from(rows / 2).unwrap_or(u64::MAX);
-        let written = self.lazy_pages.fetch_add(pages, Ordering::Relaxed) + pages;
+        let pages = u64::try_from(rows / 2).map_or(u64::MAX, |rows| rows.saturating_add(16));
+        let written = self
+            .lazy_pages
+            .fetch_add(pages, Ordering::Relaxed)
+            .saturating_add(pages);
         if written >= LAZY_PAGES_PER_CHECKPOINT && !self.checkpointing.swap(true, Ordering::AcqRel)
         {
             self.lazy_pages.store(0, Ordering::Relaxed);

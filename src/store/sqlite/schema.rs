@@ -64,8 +64,9 @@ pub(super) fn connect_options(path: &Path) -> SqliteConnectOptions {
 /// It never checkpoints by itself (`wal_autocheckpoint = 0`): a checkpoint runs inside the commit
 /// that passes the threshold, copying megabytes and syncing the file, and on this pool that
 /// commit holds the store's write turn, so every claim and record waited behind it (20–90 ms
-/// seen in a loop of claims and records). The store starts a `PASSIVE` checkpoint on the main
-/// pool in the background instead, every `LAZY_COMMITS_PER_CHECKPOINT` commits.
+/// seen in a loop of claims and records). The store starts a checkpoint on the main pool in the
+/// background instead, about every `LAZY_PAGES_PER_CHECKPOINT` pages of log (see
+/// `SqliteStore::commit_lazy`).
 pub(super) async fn open_lazy_pool(path: &Path) -> Result<SqlitePool, StoreError> {
     SqlitePoolOptions::new()
         .max_connections(1)
