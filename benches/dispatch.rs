@@ -277,25 +277,33 @@ async fn extra_stores(receiver: &Receiver) -> Vec<(&'static str, StdDuration)> {
     }
     #[cfg(feature = "postgres")]
     if let Ok(url) = std::env::var("NOPOS_WEBHOOKS_TEST_POSTGRES") {
-        use nopos_webhooks::store::postgres::PostgresStore;
-        let schema = format!("bench_dispatch_{}", std::process::id());
-        let store = Arc::new(
-            PostgresStore::connect_with_schema(&url, &schema, store_config())
-                .await
-                .unwrap(),
-        );
         rows.push((
             "dispatcher + PostgreSQL store",
-            dispatch(receiver, Arc::clone(&store), EVENTS).await,
+            dispatch_postgres(receiver, &url, EVENTS).await,
         ));
-        let sql = format!("DROP SCHEMA \"{schema}\" CASCADE");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(store.pool())
-            .await
-            .unwrap();
     }
     let _ = receiver;
     rows
+}
+
+/// The dispatcher draining `n` deliveries from a PostgreSQL store in a schema of its own, which
+/// is dropped afterwards.
+#[cfg(feature = "postgres")]
+async fn dispatch_postgres(receiver: &Receiver, url: &str, n: usize) -> StdDuration {
+    use nopos_webhooks::store::postgres::PostgresStore;
+    let schema = format!("bench_dispatch_{}", std::process::id());
+    let store = Arc::new(
+        PostgresStore::connect_with_schema(url, &schema, store_config())
+            .await
+            .unwrap(),
+    );
+    let elapsed = dispatch(receiver, Arc::clone(&store), n).await;
+    let sql = format!("DROP SCHEMA \"{schema}\" CASCADE");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(store.pool())
+        .await
+        .unwrap();
+    elapsed
 }
 
 /// Drains a backlog of `n` pending deliveries from a SQLite file and reports the process's peak
@@ -388,22 +396,9 @@ fn main() {
                 }
                 #[cfg(feature = "postgres")]
                 "postgres" => {
-                    use nopos_webhooks::store::postgres::PostgresStore;
                     let url = std::env::var("NOPOS_WEBHOOKS_TEST_POSTGRES")
                         .expect("NOPOS_WEBHOOKS_TEST_POSTGRES for the postgres variant");
-                    let schema = format!("bench_profile_{}", std::process::id());
-                    let store = Arc::new(
-                        PostgresStore::connect_with_schema(&url, &schema, store_config())
-                            .await
-                            .unwrap(),
-                    );
-                    let d = dispatch(&receiver, Arc::clone(&store), n).await;
-                    let sql = format!("DROP SCHEMA \"{schema}\" CASCADE");
-                    sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .execute(store.pool())
-                        .await
-                        .unwrap();
-                    d
+                    dispatch_postgres(&receiver, &url, n).await
                 }
                 _ => dispatch(&receiver, Arc::new(MemoryStore::new(store_config())), n).await,
             };

@@ -41,7 +41,7 @@ mod batch;
 mod dedup;
 mod schema;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -1017,7 +1017,7 @@ async fn record_as_claimed(
     batch: &[(&Claim, &AttemptOutcome)],
     now: OffsetDateTime,
 ) -> Result<Option<Vec<Result<Recorded, StoreError>>>, StoreError> {
-    let mut ids = std::collections::HashSet::with_capacity(batch.len());
+    let mut ids = HashSet::with_capacity(batch.len());
     if !batch
         .iter()
         .all(|(claim, _)| ids.insert(claim.attempt.delivery_id.as_str()))
