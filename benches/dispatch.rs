@@ -8,7 +8,8 @@
 //!
 //! Every variant runs at the same concurrency against the same receiver; each is measured
 //! `ROUNDS` times and the median is reported with its ratio to the floor's median. PostgreSQL runs
-//! when `NOPOS_WEBHOOKS_TEST_POSTGRES` is set.
+//! when `NOPOS_WEBHOOKS_TEST_POSTGRES` is set; `--all-features` includes `postgres-tls`, so give
+//! a loopback server's URL `?sslmode=disable` (the `PostgresStore` docs say why).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

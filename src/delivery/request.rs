@@ -1,7 +1,7 @@
 //! The exact HTTP request of one attempt (DESIGN §3), and the NoPOS delivery header names.
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Method, Request, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, header};
 
 use super::machine::AttemptToSend;
 use crate::signature::{self, SignError};
@@ -175,7 +175,12 @@ pub fn build_request(
     let mut request = Request::new(event.body.clone());
     *request.method_mut() = Method::POST;
     *request.uri_mut() = endpoint.url.uri().clone();
+    // Sized for every header below (and two an HTTP client may add), so that the map is
+    // allocated once instead of growing and rehashing halfway through.
+    let signature_headers = signatures.iter().count();
     let headers = request.headers_mut();
+    *headers =
+        HeaderMap::with_capacity(endpoint.headers.len() + FIXED_HEADERS + signature_headers + 2);
     // Custom headers first, so that even a reserved name that slipped past validation would be
     // overwritten by the delivery's own value below.
     for (name, value) in endpoint.headers.iter() {
@@ -200,6 +205,10 @@ pub fn build_request(
     signatures.move_into(headers);
     Ok(request)
 }
+
+/// Headers `build_request` sets on every delivery besides the signatures: content type, user
+/// agent, event id and type, delivery id and attempt.
+const FIXED_HEADERS: usize = 6;
 
 fn header_value(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))

@@ -350,8 +350,11 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
 
     /// Records outcomes in batches of whatever arrived while the previous batch was written.
     async fn recorder(self, mut outcomes: mpsc::UnboundedReceiver<Sent>) {
+        // One buffer for every batch: a sent attempt is a few hundred bytes, so a fresh vector
+        // grown per batch meant a chain of large reallocations each time.
+        let mut batch = Vec::new();
         while let Some(first) = outcomes.recv().await {
-            let mut batch = vec![first];
+            batch.push(first);
             while batch.len() < MAX_RECORD_BATCH {
                 match outcomes.try_recv() {
                     Ok(sent) => batch.push(sent),
@@ -359,7 +362,8 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
                 }
             }
             self.record(&batch).await;
-            drop(batch);
+            // Releases the batch's places in the held count.
+            batch.clear();
             self.shared.recorded.notify_one();
         }
     }

@@ -310,13 +310,16 @@ impl Store for MemoryStore {
             inner.put(Row { state, lease: None });
         }
 
-        let due: Vec<DeliveryId> = inner
-            .due
-            .iter()
-            .take_while(|(at, _)| *at <= now)
-            .take(limit)
-            .map(|(_, id)| id.clone())
-            .collect();
+        // Sized up front: collecting from `take_while` would grow the vector step by step.
+        let mut due: Vec<DeliveryId> = Vec::with_capacity(limit.min(inner.due.len()));
+        due.extend(
+            inner
+                .due
+                .iter()
+                .take_while(|(at, _)| *at <= now)
+                .take(limit)
+                .map(|(_, id)| id.clone()),
+        );
         let mut claims = Vec::with_capacity(due.len());
         for id in due {
             let row = inner.row(&id)?.clone();

@@ -7,6 +7,8 @@
 mod conformance;
 
 mod batch;
+#[cfg(feature = "postgres-tls")]
+mod tls;
 
 use std::collections::HashSet;
 use std::sync::Arc;
