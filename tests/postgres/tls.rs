@@ -1,5 +1,6 @@
 //! TLS to the server (feature `postgres-tls`), against the test server's own certificate: the
-//! Debian package turns `ssl` on with a generated certificate for `localhost`.
+//! Debian package turns `ssl` on with a generated certificate for `localhost`. Stores that open
+//! work in schemas of their own, dropped afterwards; the ones refused never reach a schema.
 
 use nopos_webhooks::store::postgres::{ConnectError, PostgresStore};
 use nopos_webhooks::store::{Store, StoreConfig};
@@ -88,13 +89,14 @@ async fn connects_over_tls_and_verifies_the_server_certificate() {
     // Trusting the server's own certificate (readable when the server runs on this machine, as
     // in CI) lets the same mode through.
     if std::fs::metadata(&server_cert).is_ok() {
-        let store = PostgresStore::connect(
+        let store = PostgresStore::connect_with_schema(
             &with_tls(&url, "verify-ca", Some(&server_cert)),
-            StoreConfig::default(),
+            &fresh_schema(),
+            config(),
         )
         .await
         .expect("the server's certificate verifies against itself");
-        store.pool().close().await;
+        close(store).await;
         // `verify-full` also checks the name: Debian's generated certificate names `localhost`,
         // not 127.0.0.1.
         if url.contains("@127.0.0.1") {
@@ -106,13 +108,14 @@ async fn connects_over_tls_and_verifies_the_server_certificate() {
             .unwrap_err();
             assert!(matches!(err, ConnectError::Connect(_)), "{err:?}");
             let by_name = url.replacen("@127.0.0.1", "@localhost", 1);
-            let store = PostgresStore::connect(
+            let store = PostgresStore::connect_with_schema(
                 &with_tls(&by_name, "verify-full", Some(&server_cert)),
-                StoreConfig::default(),
+                &fresh_schema(),
+                config(),
             )
             .await
             .expect("the certificate names localhost");
-            store.pool().close().await;
+            close(store).await;
         }
     } else {
         eprintln!(
