@@ -2,8 +2,8 @@
 //! Debian package turns `ssl` on with a generated certificate for `localhost`. Stores that open
 //! work in schemas of their own, dropped afterwards; the ones refused never reach a schema.
 
+use nopos_webhooks::store::Store;
 use nopos_webhooks::store::postgres::{ConnectError, PostgresStore};
-use nopos_webhooks::store::{Store, StoreConfig};
 
 use super::conformance::{config, endpoint, t0};
 use super::{close, fresh_schema, url};
@@ -41,6 +41,11 @@ async fn server_certificate(url: &str) -> Option<String> {
     Some(cert)
 }
 
+/// A store on `url` in a fresh schema (a refused connection never creates one).
+async fn open_at(url: &str) -> Result<PostgresStore, ConnectError> {
+    PostgresStore::connect_with_schema(url, &fresh_schema(), config()).await
+}
+
 #[tokio::test]
 async fn connects_over_tls_and_verifies_the_server_certificate() {
     let Some(url) = url() else { return };
@@ -49,13 +54,9 @@ async fn connects_over_tls_and_verifies_the_server_certificate() {
     };
 
     // `sslmode=require`: encrypted, whatever the certificate.
-    let store = PostgresStore::connect_with_schema(
-        &with_tls(&url, "require", None),
-        &fresh_schema(),
-        config(),
-    )
-    .await
-    .expect("a TLS connection");
+    let store = open_at(&with_tls(&url, "require", None))
+        .await
+        .expect("a TLS connection");
     let encrypted: bool =
         sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
             .fetch_one(store.pool())
@@ -73,12 +74,9 @@ async fn connects_over_tls_and_verifies_the_server_certificate() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/postgres/unrelated-ca.pem"
     );
-    let err = PostgresStore::connect(
-        &with_tls(&url, "verify-ca", Some(unrelated)),
-        StoreConfig::default(),
-    )
-    .await
-    .unwrap_err();
+    let err = open_at(&with_tls(&url, "verify-ca", Some(unrelated)))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ConnectError::Connect(_)), "{err:?}");
     let cause = std::error::Error::source(&err).map(ToString::to_string);
     assert!(
@@ -89,32 +87,21 @@ async fn connects_over_tls_and_verifies_the_server_certificate() {
     // Trusting the server's own certificate (readable when the server runs on this machine, as
     // in CI) lets the same mode through.
     if std::fs::metadata(&server_cert).is_ok() {
-        let store = PostgresStore::connect_with_schema(
-            &with_tls(&url, "verify-ca", Some(&server_cert)),
-            &fresh_schema(),
-            config(),
-        )
-        .await
-        .expect("the server's certificate verifies against itself");
+        let store = open_at(&with_tls(&url, "verify-ca", Some(&server_cert)))
+            .await
+            .expect("the server's certificate verifies against itself");
         close(store).await;
         // `verify-full` also checks the name: Debian's generated certificate names `localhost`,
         // not 127.0.0.1.
         if url.contains("@127.0.0.1") {
-            let err = PostgresStore::connect(
-                &with_tls(&url, "verify-full", Some(&server_cert)),
-                StoreConfig::default(),
-            )
-            .await
-            .unwrap_err();
+            let err = open_at(&with_tls(&url, "verify-full", Some(&server_cert)))
+                .await
+                .unwrap_err();
             assert!(matches!(err, ConnectError::Connect(_)), "{err:?}");
             let by_name = url.replacen("@127.0.0.1", "@localhost", 1);
-            let store = PostgresStore::connect_with_schema(
-                &with_tls(&by_name, "verify-full", Some(&server_cert)),
-                &fresh_schema(),
-                config(),
-            )
-            .await
-            .expect("the certificate names localhost");
+            let store = open_at(&with_tls(&by_name, "verify-full", Some(&server_cert)))
+                .await
+                .expect("the certificate names localhost");
             close(store).await;
         }
     } else {
