@@ -177,7 +177,7 @@ pub fn build_request(
     *request.uri_mut() = endpoint.url.uri().clone();
     // Sized for every header below (and two an HTTP client may add), so that the map is
     // allocated once instead of growing and rehashing halfway through.
-    let signature_headers = signatures.iter().count();
+    let signature_headers = 1 + signatures.standard().map_or(0, |values| values.len());
     let headers = request.headers_mut();
     *headers =
         HeaderMap::with_capacity(endpoint.headers.len() + FIXED_HEADERS + signature_headers + 2);
