@@ -157,9 +157,12 @@ async fn floor(receiver: &Receiver, n: usize) -> StdDuration {
             reqwest::Request::try_from(request).unwrap()
         })
         .collect();
+    // Configured as `ReqwestClient` configures it where that saves work: no retries, so reqwest
+    // does not copy each request's headers in case it retries.
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
+        .retry(reqwest::retry::never().max_retries_per_request(0))
         .build()
         .unwrap();
     let queue = Arc::new(std::sync::Mutex::new(requests));

@@ -7,14 +7,15 @@
 //! reach `127.0.0.1` or `169.254.169.254`. The decisions come from the core's
 //! [`AddressPolicy`]; this module only applies them.
 
+use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::Request;
+use http::{Request, Uri};
 
 use crate::transport::{HttpClient, HttpResponse};
 use crate::{AddressPolicy, BlockedTarget, Host, HostCheck, MAX_EXCERPT_BYTES, TransportError};
@@ -38,7 +39,10 @@ pub enum ClientBuildError {
 /// # Default
 /// Connect timeout [`DEFAULT_CONNECT_TIMEOUT`], total timeout [`DEFAULT_TIMEOUT`], the safe
 /// [`AddressPolicy`] (private and other non-public targets refused), keep-alive connection pooling,
-/// HTTP/1.1.
+/// HTTP/1.1, and no retries of its own: every attempt is one request, and the dispatcher's
+/// schedule alone decides when to try again.
+///
+/// Request extensions are not passed on to reqwest: it reads none that a caller can set.
 ///
 /// ```no_run
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -49,10 +53,25 @@ pub enum ClientBuildError {
 ///     .build()?;
 /// # let _ = client; Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ReqwestClient {
     client: reqwest::Client,
     policy: AddressPolicy,
+    /// Target URLs already parsed, by request URI (see [`ReqwestClient::url_for`]).
+    urls: Arc<Mutex<HashMap<Uri, reqwest::Url>>>,
+}
+
+/// Most parsed URLs a [`ReqwestClient`] keeps; past this the cache starts over.
+const MAX_CACHED_URLS: usize = 1024;
+
+impl fmt::Debug for ReqwestClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The cached URLs are left out: an endpoint's URL may carry a token in its query.
+        f.debug_struct("ReqwestClient")
+            .field("client", &self.client)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Configures a [`ReqwestClient`].
@@ -113,6 +132,9 @@ impl ReqwestClientBuilder {
             .timeout(self.timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
+            // reqwest's default retries protocol-level refusals (HTTP/2 only) and, to be able to,
+            // copies every request's headers before sending it; a zero limit skips the copy.
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             .dns_resolver(Arc::new(PolicyResolver {
                 policy: self.policy.clone(),
             }))
@@ -121,6 +143,7 @@ impl ReqwestClientBuilder {
         Ok(ReqwestClient {
             client,
             policy: self.policy,
+            urls: Arc::default(),
         })
     }
 }
@@ -150,6 +173,29 @@ impl ReqwestClient {
         }
     }
 
+    /// The request's target as reqwest's `Url`. Converting an `http::Request` makes reqwest print
+    /// the URI and parse the text again (a full WHATWG parse, IDNA included) on every request,
+    /// while a dispatcher sends to the same few endpoints over and over: parsed URLs are kept, by
+    /// URI, up to [`MAX_CACHED_URLS`].
+    fn url_for(&self, uri: &Uri) -> Result<reqwest::Url, TransportError> {
+        let cached = self
+            .urls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(uri)
+            .cloned();
+        if let Some(url) = cached {
+            return Ok(url);
+        }
+        let url = reqwest::Url::parse(&uri.to_string()).map_err(|_| TransportError::Other)?;
+        let mut urls = self.urls.lock().unwrap_or_else(PoisonError::into_inner);
+        if urls.len() >= MAX_CACHED_URLS {
+            urls.clear();
+        }
+        urls.insert(uri.clone(), url.clone());
+        Ok(url)
+    }
+
     async fn read_bounded(mut response: reqwest::Response) -> Result<Bytes, reqwest::Error> {
         let mut body = BytesMut::new();
         while body.len() < MAX_EXCERPT_BYTES {
@@ -167,10 +213,14 @@ impl ReqwestClient {
 impl HttpClient for ReqwestClient {
     async fn send(&self, request: Request<Bytes>) -> Result<HttpResponse, TransportError> {
         self.check_literal_host(&request)?;
-        let request = reqwest::Request::try_from(request).map_err(|_| TransportError::Other)?;
+        let (parts, body) = request.into_parts();
+        let mut outgoing = reqwest::Request::new(parts.method, self.url_for(&parts.uri)?);
+        *outgoing.headers_mut() = parts.headers;
+        *outgoing.version_mut() = parts.version;
+        *outgoing.body_mut() = Some(body.into());
         let response = self
             .client
-            .execute(request)
+            .execute(outgoing)
             .await
             .map_err(|err| classify(&err))?;
         let status = response.status();
@@ -263,4 +313,48 @@ fn classify(err: &reqwest::Error) -> TransportError {
         return TransportError::Connect;
     }
     TransportError::Other
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_urls_are_what_reqwest_would_parse() {
+        let client = ReqwestClient::new().expect("client builds");
+        let uris = [
+            "https://hooks.example.com/nopos",
+            "https://HOOKS.Example.com/nopos",
+            "https://hooks.example.com/NoPOS?token=abc&x=%20y",
+            "https://hooks.example.com:8443/",
+            "http://127.0.0.1:8080/a/b/../c",
+            "https://[::1]:9000/hook",
+            "https://xn--bcher-kva.example/hook",
+        ];
+        // Twice over: the second round is served from the cache.
+        for _ in 0..2 {
+            for text in uris {
+                let uri: Uri = text.parse().expect("valid uri");
+                let expected = reqwest::Url::parse(&uri.to_string()).expect("valid url");
+                assert_eq!(client.url_for(&uri).expect("parses"), expected, "{text}");
+            }
+        }
+        let cached = client.urls.lock().expect("not poisoned").len();
+        // The two spellings of one host are one key.
+        assert_eq!(cached, uris.len() - 1);
+    }
+
+    #[test]
+    fn the_url_cache_stays_bounded() {
+        let client = ReqwestClient::new().expect("client builds");
+        for i in 0..=MAX_CACHED_URLS {
+            let uri: Uri = format!("https://hooks.example.com/{i}")
+                .parse()
+                .expect("valid uri");
+            let url = client.url_for(&uri).expect("parses");
+            assert_eq!(url.path(), format!("/{i}"));
+        }
+        let cached = client.urls.lock().expect("not poisoned").len();
+        assert!((1..=MAX_CACHED_URLS).contains(&cached), "{cached} cached");
+    }
 }
