@@ -18,7 +18,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
-use crate::store::{Claim, Store, StoreError};
+use crate::store::{Claim, Recorded, Store, StoreError};
 use crate::transport::HttpClient;
 use crate::{
     AttemptOutcome, AttemptToSend, Endpoint, EndpointId, SerializedEvent, TransportError,
@@ -48,7 +48,8 @@ pub struct DispatcherConfig {
     pub poll_interval: Duration,
     /// The longest a claimed delivery waits for its endpoint's slot before it is given back.
     pub max_endpoint_wait: Duration,
-    /// How long in-flight attempts may take to finish after shutdown is requested.
+    /// How long in-flight attempts may take to finish after shutdown is requested; their outcomes
+    /// then get as long again to be recorded (longer only if the store is failing).
     pub shutdown_grace: Duration,
 }
 
@@ -160,6 +161,11 @@ type Sent = (Claim, AttemptOutcome, OwnedSemaphorePermit);
 
 /// Most outcomes written in one `record_attempts` call.
 const MAX_RECORD_BATCH: usize = 256;
+/// The pause after a failed `record_attempts` call, doubled after each further failure up to
+/// [`RECORD_RETRY_MAX_PAUSE`].
+const RECORD_RETRY_FIRST_PAUSE: Duration = Duration::milliseconds(50);
+/// The longest pause between tries to record a batch of outcomes.
+const RECORD_RETRY_MAX_PAUSE: Duration = Duration::seconds(5);
 
 /// What the claiming loop should do next.
 enum Next {
@@ -210,8 +216,12 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
     /// period; claims not yet sent are given back) and returns.
     ///
     /// One task claims in batches and keeps a short queue of claims ready; `max_in_flight` worker
-    /// tasks take claims from it and send them. Store errors are logged and retried after a pause;
-    /// the loop does not exit on them.
+    /// tasks take claims from it and send them; one more records their outcomes in batches.
+    /// Store errors are logged and retried after a pause; the loop does not exit on them. An
+    /// outcome the store refuses to take is tried again, with pauses growing from 50 ms to 5 s,
+    /// for as long as its claim's lease lasts, so a database failover costs neither the outcome
+    /// nor a second send. At shutdown, the outcomes of the last attempts get the grace period
+    /// again to be recorded; any still unrecorded are left to their leases.
     ///
     /// # Errors
     /// None today; the `Result` leaves room for unrecoverable errors.
@@ -274,8 +284,15 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
             tracing::warn!(remaining = workers.len(), "shutdown grace period over");
             workers.abort_all();
         }
-        // With every worker gone, the recorder writes what is left and stops.
-        let _ = recorder.await;
+        // With every worker gone, the recorder writes what is left and stops. It keeps retrying
+        // through a store outage (see `record`), which must not hold up shutdown past the grace.
+        let abort = recorder.abort_handle();
+        if tokio::time::timeout(grace, recorder).await.is_err() {
+            tracing::warn!(
+                "shutdown grace period over with outcomes unrecorded; their leases will expire"
+            );
+            abort.abort();
+        }
         Ok(())
     }
 
@@ -432,40 +449,63 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
             .iter()
             .map(|(claim, outcome, _)| (claim, outcome))
             .collect();
-        // A transient database error must not lose the outcomes: retry a few times before
-        // leaving them to their leases (the attempts are then settled as lost and retried).
-        for pause_ms in [0, 100, 500, 2_000] {
-            if pause_ms > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
-            }
-            let results = match self.shared.store.record_attempts(&items, now()).await {
-                Ok(results) => results,
-                Err(err) => {
-                    tracing::warn!(error = %err, outcomes = items.len(), "recording outcomes failed");
-                    continue;
+        // A store outage (a database failover takes seconds to minutes) must not cost the
+        // outcomes: given up, each attempt would be settled as lost when its lease ran out, and
+        // sent again. So keep trying while every claim in the batch is still leased; meanwhile
+        // the held claims stop the claimer, so nothing new goes out. Past a lease, another
+        // dispatcher may take the delivery over, and the store would refuse the outcome anyway.
+        let lease_ends = batch.iter().map(|(claim, _, _)| claim.lease_until).min();
+        let mut pause = RECORD_RETRY_FIRST_PAUSE;
+        loop {
+            match self.shared.store.record_attempts(&items, now()).await {
+                Ok(results) => {
+                    log_recorded(&items, results);
+                    return;
                 }
-            };
-            for ((claim, outcome), result) in items.iter().zip(results) {
-                match result {
-                    Ok(recorded) => {
-                        tracing::debug!(
-                            delivery_id = %claim.attempt.delivery_id,
-                            status = recorded.state.status.as_str(),
-                            class = ?outcome.class(),
-                            "attempt recorded"
-                        );
-                        if let Some(reason) = recorded.endpoint_disabled {
-                            tracing::warn!(endpoint_id = %claim.endpoint.id, ?reason, "endpoint disabled");
-                        }
-                    }
-                    Err(err) => tracing::warn!(
-                        delivery_id = %claim.attempt.delivery_id,
+                Err(err) if lease_ends.is_none_or(|end| now() + pause >= end) => {
+                    tracing::error!(
                         error = %err,
-                        "outcome not recorded"
-                    ),
+                        outcomes = items.len(),
+                        "recording outcomes failed until their leases ran out; the attempts \
+                         will be settled as lost and made again"
+                    );
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(
+                        error = %err,
+                        outcomes = items.len(),
+                        retry_in = ?pause,
+                        "recording outcomes failed"
+                    );
+                    tokio::time::sleep(std_duration(pause)).await;
+                    pause = pause.saturating_mul(2).min(RECORD_RETRY_MAX_PAUSE);
                 }
             }
-            return;
+        }
+    }
+}
+
+/// Logs what the store made of each outcome.
+fn log_recorded(items: &[(&Claim, &AttemptOutcome)], results: Vec<Result<Recorded, StoreError>>) {
+    for ((claim, outcome), result) in items.iter().zip(results) {
+        match result {
+            Ok(recorded) => {
+                tracing::debug!(
+                    delivery_id = %claim.attempt.delivery_id,
+                    status = recorded.state.status.as_str(),
+                    class = ?outcome.class(),
+                    "attempt recorded"
+                );
+                if let Some(reason) = recorded.endpoint_disabled {
+                    tracing::warn!(endpoint_id = %claim.endpoint.id, ?reason, "endpoint disabled");
+                }
+            }
+            Err(err) => tracing::warn!(
+                delivery_id = %claim.attempt.delivery_id,
+                error = %err,
+                "outcome not recorded"
+            ),
         }
     }
 }

@@ -7,6 +7,8 @@
 mod conformance;
 
 mod batch;
+#[cfg(all(feature = "dispatcher", feature = "reqwest"))]
+mod outage;
 #[cfg(feature = "postgres-tls")]
 mod tls;
 
