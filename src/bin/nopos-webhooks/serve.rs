@@ -1,5 +1,6 @@
 //! `serve`: the management API and the dispatcher in one process, on one store.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -24,7 +25,7 @@ const EXAMPLES: &str = "\
 Examples:
   nopos-webhooks serve
   nopos-webhooks serve --listen 0.0.0.0:8080 --database sqlite:///var/lib/nopos/webhooks.db
-  nopos-webhooks serve --database postgres://nopos@db.internal/webhooks
+  nopos-webhooks serve --database 'postgres://nopos@db.internal/webhooks?sslmode=verify-full'
   NOPOS_API_KEY=... nopos-webhooks serve --retry-schedule 0s,1m,10m
   nopos-webhooks serve --dangerous-allow-private-targets   # deliver to 127.0.0.1 (development)
 
@@ -43,7 +44,9 @@ pub(crate) struct ServeArgs {
     #[arg(
         long,
         help = "Where endpoints, events and deliveries are kept: sqlite://FILE, postgres://… \
-                or memory:// (nothing kept after exit)",
+                or memory:// (nothing kept after exit). PostgreSQL uses TLS as the URL's \
+                sslmode says (default prefer; verify-full across a network), except that a \
+                server on this machine is reached without TLS unless sslmode or PGSSLMODE is set",
         value_name = "URL",
         env = "NOPOS_DATABASE_URL",
         default_value = "sqlite://nopos-webhooks.db",
@@ -307,7 +310,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
             run_with(store, client, &args, &database).await
         }
         Database::Postgres(url) => {
-            let store = PostgresStore::connect(url, config)
+            let url = connect_url(url, std::env::var_os("PGSSLMODE").is_some());
+            let store = PostgresStore::connect(&url, config)
                 .await
                 .map_err(|err| CliError::failed(format!("{database}: {}", chain(&err))))?;
             run_with(Arc::new(store), client, &args, &database).await
@@ -319,6 +323,43 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
             run_with(Arc::new(store), client, &args, &database).await
         }
     }
+}
+
+/// The URL the PostgreSQL store connects with: `url`, plus `sslmode=disable` when it names a
+/// server on this machine over TCP and chooses no TLS mode (nor does `PGSSLMODE`, as
+/// `mode_from_env` says).
+///
+/// Elsewhere the URL's mode applies; PostgreSQL's default, `prefer`, encrypts whenever the server
+/// offers TLS. On loopback TLS protects nothing, and costs dearly: the driver sends without
+/// `TCP_NODELAY`, so over TLS a message longer than one TLS record waits ~40 ms for a delayed ACK
+/// (the `PostgresStore` docs have the figures).
+fn connect_url(url: &str, mode_from_env: bool) -> Cow<'_, str> {
+    let chooses_mode = url.split_once('?').is_some_and(|(_, query)| {
+        query.split('&').any(|pair| {
+            let key = pair.split_once('=').map_or(pair, |(key, _)| key);
+            key == "sslmode" || key == "ssl-mode"
+        })
+    });
+    if mode_from_env || chooses_mode {
+        return Cow::Borrowed(url);
+    }
+    let Ok(options) = url.parse::<sqlx::postgres::PgConnectOptions>() else {
+        // Connecting reports the error.
+        return Cow::Borrowed(url);
+    };
+    let host = options
+        .get_host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        return Cow::Borrowed(url);
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    Cow::Owned(format!("{url}{separator}sslmode=disable"))
 }
 
 /// An error and its sources on one line (the stores keep the driver's detail as the source).
@@ -436,6 +477,54 @@ mod tests {
         assert_eq!(
             Database::Sqlite("a/x.db".into()).default_key_file(),
             Some(PathBuf::from("a/x.db.api-key"))
+        );
+    }
+
+    #[test]
+    fn loopback_databases_skip_tls_unless_told_otherwise() {
+        for (url, expected) in [
+            (
+                "postgres://nopos@127.0.0.1:5432/hooks",
+                "postgres://nopos@127.0.0.1:5432/hooks?sslmode=disable",
+            ),
+            (
+                "postgres://nopos@localhost/hooks?application_name=x",
+                "postgres://nopos@localhost/hooks?application_name=x&sslmode=disable",
+            ),
+            (
+                "postgresql://nopos@[::1]:5432/hooks",
+                "postgresql://nopos@[::1]:5432/hooks?sslmode=disable",
+            ),
+            // Another machine: the URL's mode (or PostgreSQL's default, `prefer`).
+            (
+                "postgres://nopos@db.internal/hooks",
+                "postgres://nopos@db.internal/hooks",
+            ),
+            (
+                "postgres://nopos@10.0.0.5/hooks",
+                "postgres://nopos@10.0.0.5/hooks",
+            ),
+            // A mode chosen in the URL stands, on loopback too.
+            (
+                "postgres://nopos@127.0.0.1/hooks?sslmode=require",
+                "postgres://nopos@127.0.0.1/hooks?sslmode=require",
+            ),
+            (
+                "postgres://nopos@localhost/hooks?x=1&ssl-mode=verify-full",
+                "postgres://nopos@localhost/hooks?x=1&ssl-mode=verify-full",
+            ),
+            // Not a URL the driver takes: left for connecting to report.
+            (
+                "postgres://nopos@127.0.0.1:notaport/hooks",
+                "postgres://nopos@127.0.0.1:notaport/hooks",
+            ),
+        ] {
+            assert_eq!(connect_url(url, false), expected, "{url}");
+        }
+        // `PGSSLMODE` chooses for every URL without a mode.
+        assert_eq!(
+            connect_url("postgres://nopos@127.0.0.1/hooks", true),
+            "postgres://nopos@127.0.0.1/hooks"
         );
     }
 
