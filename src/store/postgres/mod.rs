@@ -6,6 +6,10 @@
 //! retries, health and pausing come from the shared helpers in [`crate::store`].
 //!
 //! # How it shares the queue
+//! - **Emitting** is three statements in a transaction (a savepoint in the caller's, for
+//!   [`PostgresStore::emit_in`]): take the status lock (below) and insert the event; read the
+//!   endpoints; insert every delivery and queue the work notification. An emit from a POS sale's
+//!   request handler waits on each round trip, so none is spent on its own.
 //! - **Claiming** is one short transaction: expired leases are selected with
 //!   `FOR UPDATE SKIP LOCKED` and settled as lost attempts ([`reclaim`]), then due deliveries are
 //!   selected the same way, started ([`start_attempt`]) and written back with a fresh lease
@@ -329,12 +333,6 @@ impl PostgresStore {
         now: OffsetDateTime,
     ) -> Result<EmitReceipt, StoreError> {
         let st = &self.statements;
-        st.status_lock_shared
-            .query()
-            .bind(self.status_lock)
-            .execute(&mut *conn)
-            .await
-            .map_err(backend)?;
         let inserted = st
             .insert_event
             .query()
@@ -342,6 +340,7 @@ impl PostgresStore {
             .bind(event.event_type().as_str())
             .bind(&event.body()[..])
             .bind(to_micros(now))
+            .bind(self.status_lock)
             .fetch_optional(&mut *conn)
             .await
             .map_err(backend)?;
@@ -382,12 +381,12 @@ impl PostgresStore {
                 .bind(rows.due_ats)
                 .bind(rows.created_ats)
                 .bind(rows.states)
+                .bind(WORK_CHANNEL)
+                .bind(&self.schema)
+                .bind(planned.iter().any(|state| due_key(state).is_some()))
                 .execute(&mut *conn)
                 .await
                 .map_err(backend)?;
-        }
-        if planned.iter().any(|state| due_key(state).is_some()) {
-            self.notify(&mut *conn).await?;
         }
         Ok(EmitReceipt {
             event_id: event.id().clone(),
