@@ -217,11 +217,12 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
     ///
     /// One task claims in batches and keeps a short queue of claims ready; `max_in_flight` worker
     /// tasks take claims from it and send them; one more records their outcomes in batches.
-    /// Store errors are logged and retried after a pause; the loop does not exit on them. An
-    /// outcome the store refuses to take is tried again, with pauses growing from 50 ms to 5 s,
-    /// for as long as its claim's lease lasts, so a database failover costs neither the outcome
-    /// nor a second send. At shutdown, the outcomes of the last attempts get the grace period
-    /// again to be recorded; any still unrecorded are left to their leases.
+    /// Store errors are logged and retried after a pause; the loop does not exit on them. A batch
+    /// of outcomes the database fails to take ([`StoreError::Backend`]) is tried again, with
+    /// pauses growing from 50 ms to 5 s, for as long as its claims' leases last, so a database
+    /// failover costs neither the outcomes nor second sends; after any other error, each outcome
+    /// of the batch is tried alone, so that one bad row does not cost the others. At shutdown, the outcomes of the last attempts get the grace period again
+    /// to be recorded; any still unrecorded are left to their leases.
     ///
     /// # Errors
     /// None today; the `Result` leaves room for unrecoverable errors.
@@ -451,27 +452,22 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
             .collect();
         // A store outage (a database failover takes seconds to minutes) must not cost the
         // outcomes: given up, each attempt would be settled as lost when its lease ran out, and
-        // sent again. So keep trying while every claim in the batch is still leased; meanwhile
-        // the held claims stop the claimer, so nothing new goes out. Past a lease, another
-        // dispatcher may take the delivery over, and the store would refuse the outcome anyway.
+        // sent again. So a database error is retried while every claim in the batch is still
+        // leased; meanwhile the held claims stop the claimer, so nothing new goes out. Past a
+        // lease, another dispatcher may take the delivery over, and the store would refuse the
+        // outcome anyway.
         let lease_ends = batch.iter().map(|(claim, _, _)| claim.lease_until).min();
         let mut pause = RECORD_RETRY_FIRST_PAUSE;
         loop {
-            match self.shared.store.record_attempts(&items, now()).await {
+            let err = match self.shared.store.record_attempts(&items, now()).await {
                 Ok(results) => {
                     log_recorded(&items, results);
                     return;
                 }
-                Err(err) if lease_ends.is_none_or(|end| now() + pause >= end) => {
-                    tracing::error!(
-                        error = %err,
-                        outcomes = items.len(),
-                        "recording outcomes failed until their leases ran out; the attempts \
-                         will be settled as lost and made again"
-                    );
-                    return;
-                }
-                Err(err) => {
+                Err(err) => err,
+            };
+            if matches!(err, StoreError::Backend(_)) {
+                if lease_ends.is_some_and(|end| now() + pause < end) {
                     tracing::warn!(
                         error = %err,
                         outcomes = items.len(),
@@ -480,8 +476,35 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
                     );
                     tokio::time::sleep(std_duration(pause)).await;
                     pause = pause.saturating_mul(2).min(RECORD_RETRY_MAX_PAUSE);
+                    continue;
+                }
+                tracing::error!(
+                    error = %err,
+                    outcomes = items.len(),
+                    "recording outcomes failed until their leases ran out; the attempts will be \
+                     settled as lost and made again"
+                );
+                return;
+            }
+            // Anything else is about the data (a row that no longer decodes, a delivery gone):
+            // one outcome must not take the rest of its batch with it, so each is tried alone.
+            tracing::error!(
+                error = %err,
+                outcomes = items.len(),
+                "recording a batch of outcomes failed; recording them one by one"
+            );
+            for &item in &items {
+                match self.shared.store.record_attempts(&[item], now()).await {
+                    Ok(results) => log_recorded(&[item], results),
+                    Err(err) => tracing::error!(
+                        delivery_id = %item.0.attempt.delivery_id,
+                        error = %err,
+                        "outcome not recorded; the attempt will be settled as lost when its \
+                         lease runs out, and made again"
+                    ),
                 }
             }
+            return;
         }
     }
 }
@@ -543,5 +566,86 @@ pub async fn send_attempt<C: HttpClient>(
             &response.body,
         ),
         Err(error) => AttemptOutcome::transport_failure(started_at, latency, error),
+    }
+}
+
+#[cfg(all(test, feature = "sqlite", feature = "reqwest"))]
+mod tests {
+    use http::{HeaderMap, StatusCode};
+
+    use super::*;
+    use crate::reqwest::ReqwestClient;
+    use crate::store::StoreConfig;
+    use crate::store::sqlite::SqliteStore;
+    use crate::{
+        DeliveryStatus, Envelope, Event, EventFilter, EventId, EventType, Secret, SecretSet,
+    };
+
+    #[tokio::test]
+    async fn one_bad_row_does_not_cost_the_rest_of_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            SqliteStore::open(dir.path().join("record.db"), StoreConfig::default())
+                .await
+                .unwrap(),
+        );
+        let now = now();
+        let endpoint = Endpoint::new(
+            EndpointId::generate(now),
+            crate::EndpointUrl::parse("https://hooks.example.com/nopos").unwrap(),
+            EventFilter::parse(["*"]).unwrap(),
+            SecretSet::new(Secret::generate()),
+            now,
+        );
+        store.create_endpoint(&endpoint).await.unwrap();
+        for _ in 0..2 {
+            let envelope = Envelope::new(
+                EventId::generate(now),
+                now,
+                Event::sample(&EventType::TRANSACTION_COMPLETED).unwrap(),
+            );
+            let event = SerializedEvent::from_envelope(&envelope).unwrap();
+            store.emit(&event, now).await.unwrap();
+        }
+        let claims = store.claim(now, 10, Duration::minutes(5)).await.unwrap();
+        assert_eq!(claims.len(), 2);
+        // One row stops decoding while its attempt is on the wire.
+        let (bad, good) = (
+            claims[0].attempt.delivery_id.clone(),
+            claims[1].attempt.delivery_id.clone(),
+        );
+        sqlx::query("UPDATE nopos_deliveries SET state = '{\"status\":\"launched\"}' WHERE id = ?")
+            .bind(bad.as_str())
+            .execute(store.pool())
+            .await
+            .unwrap();
+
+        let dispatcher = Dispatcher::new(Arc::clone(&store), ReqwestClient::new().unwrap());
+        let held = Arc::new(Semaphore::new(claims.len()));
+        let batch: Vec<Sent> = claims
+            .into_iter()
+            .map(|claim| {
+                let outcome = AttemptOutcome::from_parts(
+                    now,
+                    Duration::milliseconds(5),
+                    StatusCode::OK,
+                    &HeaderMap::new(),
+                    b"",
+                );
+                (
+                    claim,
+                    outcome,
+                    Arc::clone(&held).try_acquire_owned().unwrap(),
+                )
+            })
+            .collect();
+        dispatcher.record(&batch).await;
+
+        let good = store.get_delivery(&good).await.unwrap();
+        assert_eq!(good.status, DeliveryStatus::Delivered);
+        assert!(matches!(
+            store.get_delivery(&bad).await,
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 }
