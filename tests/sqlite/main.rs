@@ -835,15 +835,17 @@ async fn outcomes_apply_to_the_row_as_it_is_now() {
 
 /// Claims and outcome records never checkpoint inside their own commits (which hold the store's
 /// write turn); background checkpoints keep the write-ahead log from growing with the work
-/// instead. 600 deliveries claimed and recorded one at a time are 1,200 such commits of several
-/// pages each, about 30 MB of log if nothing recycled it.
+/// instead. 1,200 deliveries claimed and recorded one at a time are 2,400 such commits of several
+/// pages each: about 44 MB of log without the background checkpoints. With them the log stays
+/// at a checkpoint interval's worth plus however far the writers got while a checkpoint ran:
+/// about 5 MB on an idle machine, 15.5 MB seen on a loaded one, hence the bound's margin.
 #[tokio::test]
 async fn the_log_is_recycled_while_claims_and_records_run() {
     let store = open().await.unwrap();
     let now = t0();
     store.create_endpoint(&endpoint(&["*"], now)).await.unwrap();
     let mut tx = store.pool().begin().await.unwrap();
-    for _ in 0..600 {
+    for _ in 0..1_200 {
         store
             .emit_in(&mut tx, &event(&EventType::PRODUCT_UPDATED, now), now)
             .await
@@ -869,8 +871,9 @@ async fn the_log_is_recycled_while_claims_and_records_run() {
         assert!(results[0].is_ok());
         recorded += 1;
     }
-    assert_eq!(recorded, 600);
+    assert_eq!(recorded, 1_200);
     let size = std::fs::metadata(&wal).unwrap().len();
-    assert!(size < 12_000_000, "the log grew to {size} bytes");
+    eprintln!("write-ahead log after the run: {size} bytes");
+    assert!(size < 30_000_000, "the log grew to {size} bytes");
     close(store).await;
 }
