@@ -891,8 +891,36 @@ async fn serve_on_postgres_keeps_everything_across_a_restart() {
         eprintln!("cli: skipped serve on PostgreSQL: NOPOS_WEBHOOKS_TEST_POSTGRES is not set");
         return;
     };
+    // `serve` opens the store in the connection's current schema: a fresh one, through the
+    // URL's `options`, so that the test database's `public` schema stays as it was.
+    let schema = format!(
+        "nopos_cli_test_{}",
+        hex::encode(nopos_webhooks::random::bytes::<8>())
+    );
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    let ddl = |sql: String| sqlx::query(sqlx::AssertSqlSafe(sql));
+    ddl(format!("CREATE SCHEMA \"{schema}\""))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let database = format!("{url}{separator}options=-c%20search_path%3D{schema}");
     let dir = tempfile::tempdir().unwrap();
-    restart_keeps_endpoints_events_and_the_key(&url, &dir.path().join("pg.api-key"), true).await;
+    restart_keeps_endpoints_events_and_the_key(&database, &dir.path().join("pg.api-key"), true)
+        .await;
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
+    )
+    .bind(&schema)
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert!(tables > 0, "the store was opened in {schema}");
+    ddl(format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
 }
 
 #[tokio::test]
