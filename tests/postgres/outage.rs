@@ -12,15 +12,12 @@ use nopos_webhooks::dispatcher::{Dispatcher, DispatcherConfig};
 use nopos_webhooks::reqwest::ReqwestClient;
 use nopos_webhooks::store::Store;
 use nopos_webhooks::store::postgres::PostgresStore;
-use nopos_webhooks::{
-    DeliveryId, DeliveryStatus, Endpoint, EndpointId, EndpointUrl, EventFilter, EventType, Secret,
-    SecretSet,
-};
+use nopos_webhooks::{DeliveryId, DeliveryStatus, EndpointUrl, EventType};
 use sqlx::Row;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{close, event, exec, open};
+use super::{close, endpoint, event, exec, open};
 
 /// Fails every insert into the attempt log, counting the tries in a sequence: a rollback undoes
 /// the insert but not `nextval`.
@@ -50,22 +47,25 @@ async fn receiver() -> (String, mpsc::UnboundedReceiver<()>) {
     (format!("http://{addr}/hook"), rx)
 }
 
-/// One event, due now, for one endpoint at `url`.
-async fn one_delivery(store: &PostgresStore, url: &str) -> DeliveryId {
+/// A store in a fresh schema with one delivery, due now, to a receiver whose requests come out
+/// of the returned channel, and every attempt-log insert failing ([`OUTAGE`]); `None` when the
+/// PostgreSQL tests are skipped.
+async fn store_in_an_outage()
+-> Option<(Arc<PostgresStore>, DeliveryId, mpsc::UnboundedReceiver<()>)> {
+    let store = open().await?;
+    let (url, requests) = receiver().await;
     let now = OffsetDateTime::now_utc();
-    let endpoint = Endpoint::new(
-        EndpointId::generate(now),
-        EndpointUrl::parse(url).unwrap(),
-        EventFilter::parse(["*"]).unwrap(),
-        SecretSet::new(Secret::generate()),
-        now,
-    );
+    let mut endpoint = endpoint(&["*"], now);
+    endpoint.url = EndpointUrl::parse(&url).unwrap();
     store.create_endpoint(&endpoint).await.unwrap();
     let receipt = store
         .emit(&event(&EventType::TRANSACTION_COMPLETED, now), now)
         .await
         .unwrap();
-    receipt.deliveries[0].clone()
+    for sql in OUTAGE {
+        exec(&store, sql).await;
+    }
+    Some((Arc::new(store), receipt.deliveries[0].clone(), requests))
 }
 
 /// Runs a dispatcher until the returned sender fires.
@@ -119,13 +119,9 @@ async fn failed_tries(store: &PostgresStore) -> i64 {
 
 #[tokio::test]
 async fn outcomes_are_recorded_once_the_database_is_back() {
-    let Some(store) = open().await else { return };
-    let store = Arc::new(store);
-    let (url, mut requests) = receiver().await;
-    let delivery = one_delivery(&store, &url).await;
-    for sql in OUTAGE {
-        exec(&store, sql).await;
-    }
+    let Some((store, delivery, mut requests)) = store_in_an_outage().await else {
+        return;
+    };
     let (stop, running) = start(&store, DispatcherConfig::default());
 
     requests.recv().await.expect("the attempt is sent");
@@ -151,13 +147,9 @@ async fn outcomes_are_recorded_once_the_database_is_back() {
 
 #[tokio::test]
 async fn shutdown_does_not_wait_out_an_outage() {
-    let Some(store) = open().await else { return };
-    let store = Arc::new(store);
-    let (url, mut requests) = receiver().await;
-    let delivery = one_delivery(&store, &url).await;
-    for sql in OUTAGE {
-        exec(&store, sql).await;
-    }
+    let Some((store, delivery, mut requests)) = store_in_an_outage().await else {
+        return;
+    };
     let grace = Duration::milliseconds(300);
     let (stop, running) = start(&store, DispatcherConfig::default().shutdown_grace(grace));
 
