@@ -381,8 +381,8 @@ fn main() {
         return;
     }
     if let Ok(spec) = std::env::var("NOPOS_BENCH_PROFILE") {
-        // Profiling aid: one variant alone, for `perf record`: `memory:20000`, `sqlite:20000` or
-        // `postgres:20000`.
+        // Profiling aid: one variant alone, for `perf record` or `valgrind --tool=callgrind`:
+        // `floor:20000`, `memory:20000`, `sqlite:20000` or `postgres:20000`.
         let (variant, n) = spec.split_once(':').unwrap_or((spec.as_str(), "20000"));
         let n = n.parse().unwrap_or(20_000);
         runtime.block_on(async {
@@ -404,6 +404,7 @@ fn main() {
                         .expect("NOPOS_WEBHOOKS_TEST_POSTGRES for the postgres variant");
                     dispatch_postgres(&receiver, &url, n).await
                 }
+                "floor" => floor(&receiver, n).await,
                 _ => dispatch(&receiver, Arc::new(MemoryStore::new(store_config())), n).await,
             };
             println!("{variant}: {n} in {d:?}");

@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
@@ -90,7 +91,7 @@ pub enum IdError {
 /// assert!(earlier.as_str().starts_with("evt_"));
 /// ```
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct EventId(String);
+pub struct EventId(Arc<str>);
 
 impl EventId {
     /// The prefix every event id starts with.
@@ -107,7 +108,7 @@ impl EventId {
     /// A new id from a time and caller-supplied randomness; deterministic, for tests and for
     /// systems with their own random source.
     pub fn from_parts(at: OffsetDateTime, random: [u8; ID_RANDOM_BYTES]) -> EventId {
-        EventId(format!("{}{}", Self::PREFIX, sortable_token(at, random)))
+        EventId(format!("{}{}", Self::PREFIX, sortable_token(at, random)).into())
     }
 
     /// The id as a string slice.
@@ -121,7 +122,7 @@ impl TryFrom<&str> for EventId {
 
     fn try_from(id: &str) -> Result<EventId, IdError> {
         check_prefixed(id, Self::PREFIX)?;
-        Ok(EventId(id.to_owned()))
+        Ok(EventId(id.into()))
     }
 }
 
@@ -130,7 +131,7 @@ impl TryFrom<String> for EventId {
 
     fn try_from(id: String) -> Result<EventId, IdError> {
         check_prefixed(&id, Self::PREFIX)?;
-        Ok(EventId(id))
+        Ok(EventId(id.into()))
     }
 }
 

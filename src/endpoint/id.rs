@@ -9,7 +9,7 @@ macro_rules! prefixed_id {
     ($(#[$meta:meta])* $name:ident, $prefix:literal) => {
         $(#[$meta])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(String);
+        pub struct $name(::std::sync::Arc<str>);
 
         impl $name {
             #[doc = concat!("The prefix every id of this kind starts with: `", $prefix, "`.")]
@@ -30,7 +30,7 @@ macro_rules! prefixed_id {
                 at: ::time::OffsetDateTime,
                 random: [u8; crate::id::ID_RANDOM_BYTES],
             ) -> $name {
-                $name(format!("{}{}", Self::PREFIX, crate::id::sortable_token(at, random)))
+                $name(format!("{}{}", Self::PREFIX, crate::id::sortable_token(at, random)).into())
             }
 
             /// The id as a string slice.
@@ -44,7 +44,7 @@ macro_rules! prefixed_id {
 
             fn try_from(id: &str) -> Result<$name, crate::IdError> {
                 crate::id::check_prefixed(id, Self::PREFIX)?;
-                Ok($name(id.to_owned()))
+                Ok($name(id.into()))
             }
         }
 
@@ -53,7 +53,7 @@ macro_rules! prefixed_id {
 
             fn try_from(id: String) -> Result<$name, crate::IdError> {
                 crate::id::check_prefixed(&id, Self::PREFIX)?;
-                Ok($name(id))
+                Ok($name(id.into()))
             }
         }
 
