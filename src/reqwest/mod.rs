@@ -57,7 +57,7 @@ pub enum ClientBuildError {
 pub struct ReqwestClient {
     client: reqwest::Client,
     policy: AddressPolicy,
-    /// Target URLs already parsed, by request URI (see [`ReqwestClient::url_for`]).
+    /// Target URLs already parsed, by request URI (see [`ReqwestClient::target_url`]).
     urls: Arc<Mutex<HashMap<Uri, reqwest::Url>>>,
 }
 
@@ -164,8 +164,8 @@ impl ReqwestClient {
 
     /// Checks a literal IP host before connecting: reqwest connects to literal addresses without
     /// asking the resolver, so the resolver's check alone would miss them.
-    fn check_literal_host(&self, request: &Request<Bytes>) -> Result<(), TransportError> {
-        let host = request.uri().host().ok_or(TransportError::Other)?;
+    fn check_literal_host(&self, uri: &Uri) -> Result<(), TransportError> {
+        let host = uri.host().ok_or(TransportError::Other)?;
         let host = Host::parse(host).map_err(|_| TransportError::BlockedAddress)?;
         match self.policy.check_host(&host) {
             Ok(HostCheck::Allowed(_) | HostCheck::ResolveThenCheck) => Ok(()),
@@ -173,11 +173,13 @@ impl ReqwestClient {
         }
     }
 
-    /// The request's target as reqwest's `Url`. Converting an `http::Request` makes reqwest print
-    /// the URI and parse the text again (a full WHATWG parse, IDNA included) on every request,
-    /// while a dispatcher sends to the same few endpoints over and over: parsed URLs are kept, by
-    /// URI, up to [`MAX_CACHED_URLS`].
-    fn url_for(&self, uri: &Uri) -> Result<reqwest::Url, TransportError> {
+    /// The request's target as reqwest's `Url`, once its host passed
+    /// [`check_literal_host`](ReqwestClient::check_literal_host). Converting an `http::Request`
+    /// makes reqwest print the URI and parse the text again (a full WHATWG parse, IDNA included)
+    /// on every request, while a dispatcher sends to the same few endpoints over and over: parsed
+    /// URLs are kept, by URI, up to [`MAX_CACHED_URLS`]. Only URIs that passed the check are
+    /// kept, and the client's address policy never changes, so a cached URI skips the check.
+    fn target_url(&self, uri: &Uri) -> Result<reqwest::Url, TransportError> {
         let cached = self
             .urls
             .lock()
@@ -187,6 +189,7 @@ impl ReqwestClient {
         if let Some(url) = cached {
             return Ok(url);
         }
+        self.check_literal_host(uri)?;
         let url = reqwest::Url::parse(&uri.to_string()).map_err(|_| TransportError::Other)?;
         let mut urls = self.urls.lock().unwrap_or_else(PoisonError::into_inner);
         if urls.len() >= MAX_CACHED_URLS {
@@ -212,9 +215,8 @@ impl ReqwestClient {
 
 impl HttpClient for ReqwestClient {
     async fn send(&self, request: Request<Bytes>) -> Result<HttpResponse, TransportError> {
-        self.check_literal_host(&request)?;
         let (parts, body) = request.into_parts();
-        let mut outgoing = reqwest::Request::new(parts.method, self.url_for(&parts.uri)?);
+        let mut outgoing = reqwest::Request::new(parts.method, self.target_url(&parts.uri)?);
         *outgoing.headers_mut() = parts.headers;
         *outgoing.version_mut() = parts.version;
         *outgoing.body_mut() = Some(body.into());
@@ -321,7 +323,11 @@ mod tests {
 
     #[test]
     fn cached_urls_are_what_reqwest_would_parse() {
-        let client = ReqwestClient::new().expect("client builds");
+        // Private targets allowed, for the loopback literals below.
+        let client = ReqwestClient::builder()
+            .dangerous_allow_private_targets()
+            .build()
+            .expect("client builds");
         let uris = [
             "https://hooks.example.com/nopos",
             "https://HOOKS.Example.com/nopos",
@@ -336,12 +342,31 @@ mod tests {
             for text in uris {
                 let uri: Uri = text.parse().expect("valid uri");
                 let expected = reqwest::Url::parse(&uri.to_string()).expect("valid url");
-                assert_eq!(client.url_for(&uri).expect("parses"), expected, "{text}");
+                assert_eq!(client.target_url(&uri).expect("parses"), expected, "{text}");
             }
         }
         let cached = client.urls.lock().expect("not poisoned").len();
         // The two spellings of one host are one key.
         assert_eq!(cached, uris.len() - 1);
+    }
+
+    #[test]
+    fn a_refused_literal_host_is_refused_every_time_and_never_cached() {
+        let client = ReqwestClient::new().expect("client builds");
+        for text in [
+            "http://127.0.0.1:8080/hook",
+            "https://[::1]/hook",
+            "http://169.254.169.254/",
+        ] {
+            let uri: Uri = text.parse().expect("valid uri");
+            for _ in 0..2 {
+                assert!(
+                    matches!(client.target_url(&uri), Err(TransportError::BlockedAddress)),
+                    "{text}"
+                );
+            }
+        }
+        assert!(client.urls.lock().expect("not poisoned").is_empty());
     }
 
     #[test]
@@ -351,7 +376,7 @@ mod tests {
             let uri: Uri = format!("https://hooks.example.com/{i}")
                 .parse()
                 .expect("valid uri");
-            let url = client.url_for(&uri).expect("parses");
+            let url = client.target_url(&uri).expect("parses");
             assert_eq!(url.path(), format!("/{i}"));
         }
         let cached = client.urls.lock().expect("not poisoned").len();
