@@ -113,11 +113,14 @@ statements! {
     lock_failed_since = "SELECT id, state FROM {s}.deliveries \
         WHERE endpoint_id = $1 AND status = 'failed' AND created_at >= $2 ORDER BY id \
         FOR UPDATE";
-    /// Rewrites delivery rows from their new states, in one statement.
+    /// Rewrites delivery rows from their new states, in one statement. The `= ANY` on the key
+    /// makes it a primary-key lookup in every plan: joined with `UNNEST` alone, PostgreSQL
+    /// read the whole table (a hash join on a sequential scan) whenever its row estimate was off.
     update_deliveries = "UPDATE {s}.deliveries AS d SET status = u.status, due_at = u.due_at, \
         lease_token = u.lease_token, lease_until = u.lease_until, state = u.state \
         FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[], $6::text[]) \
-        AS u(id, status, due_at, lease_token, lease_until, state) WHERE d.id = u.id";
+        AS u(id, status, due_at, lease_token, lease_until, state) \
+        WHERE d.id = u.id AND d.id = ANY($1::text[])";
     insert_attempts = "INSERT INTO {s}.attempts (delivery_id, attempt, record) \
         SELECT u.delivery_id, u.attempt, u.record \
         FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS u(delivery_id, attempt, record) \
@@ -132,38 +135,45 @@ statements! {
             lease_token = u.lease_token, lease_until = u.lease_until, state = u.state \
             FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[], \
                 $6::text[]) AS u(id, status, due_at, lease_token, lease_until, state) \
-            WHERE d.id = u.id), \
+            WHERE d.id = u.id AND d.id = ANY($1::text[])), \
         logged AS ( \
             INSERT INTO {s}.attempts (delivery_id, attempt, record) \
             SELECT l.delivery_id, l.attempt, l.record \
             FROM UNNEST($7::text[], $8::int8[], $9::text[]) AS l(delivery_id, attempt, record) \
             ON CONFLICT (delivery_id, attempt) DO NOTHING) \
         UPDATE {s}.endpoints AS e SET health = h.health \
-        FROM UNNEST($10::text[], $11::text[]) AS h(id, health) WHERE e.id = h.id";
+        FROM UNNEST($10::text[], $11::text[]) AS h(id, health) \
+        WHERE e.id = h.id AND e.id = ANY($10::text[])";
     list_attempts = "SELECT record FROM {s}.attempts WHERE delivery_id = $1 \
         ORDER BY attempt";
 
     /// In-flight deliveries whose lease ran out, oldest lease first, skipping rows another
-    /// transaction holds. The state comes from the locked row version itself.
+    /// transaction holds. The state comes from the locked row version itself; the endpoint is a
+    /// per-row key lookup, whatever the plan (see `begin_lazy`).
     claim_expired = "WITH expired AS ( \
             SELECT id, endpoint_id, state, lease_until FROM {s}.deliveries \
             WHERE lease_until <= $1 ORDER BY lease_until, id LIMIT $2 \
             FOR UPDATE SKIP LOCKED) \
-        SELECT x.id, x.state, e.record FROM expired AS x \
-        LEFT JOIN {s}.endpoints AS e ON e.id = x.endpoint_id ORDER BY x.lease_until, x.id";
+        SELECT x.id, x.state, \
+            (SELECT e.record FROM {s}.endpoints AS e WHERE e.id = x.endpoint_id) \
+        FROM expired AS x ORDER BY x.lease_until, x.id";
     /// Due deliveries, earliest first, skipping rows another transaction holds, with their
     /// event and, on the first row of each endpoint only, its record (the rows that follow
-    /// share it: no need to send the same document once per delivery).
+    /// share it: no need to send the same document once per delivery). The endpoint and the
+    /// event are per-row key lookups in every plan: a subquery, and a lateral one that its
+    /// `LIMIT` keeps from being flattened into a join, which a generic plan (see `begin_lazy`)
+    /// made a hash join over every stored event.
     claim_due = "WITH due AS ( \
             SELECT id, event_id, endpoint_id, state, due_at FROM {s}.deliveries \
             WHERE due_at <= $1 ORDER BY due_at, id LIMIT $2 \
             FOR UPDATE SKIP LOCKED) \
         SELECT d.id, d.state, \
             CASE WHEN row_number() OVER (PARTITION BY d.endpoint_id ORDER BY d.due_at, d.id) = 1 \
-                THEN e.record END, \
+                THEN (SELECT e.record FROM {s}.endpoints AS e WHERE e.id = d.endpoint_id) END, \
             v.type, v.body FROM due AS d \
-        LEFT JOIN {s}.endpoints AS e ON e.id = d.endpoint_id \
-        LEFT JOIN {s}.events AS v ON v.id = d.event_id ORDER BY d.due_at, d.id";
+        LEFT JOIN LATERAL (SELECT type, body FROM {s}.events WHERE id = d.event_id LIMIT 1) AS v \
+            ON true \
+        ORDER BY d.due_at, d.id";
     next_wakeup = "SELECT LEAST( \
         (SELECT min(due_at) FROM {s}.deliveries WHERE due_at IS NOT NULL), \
         (SELECT min(lease_until) FROM {s}.deliveries WHERE lease_until IS NOT NULL))";
