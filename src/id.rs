@@ -3,11 +3,6 @@
 //! This module owns the id format. It reads no clock: the time comes in as an argument, and the
 //! randomness either as an argument or from the operating system's generator ([`crate::random`]).
 
-use std::fmt;
-use std::str::FromStr;
-use std::sync::Arc;
-
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 
 /// The longest id accepted, prefix included, in bytes.
@@ -73,106 +68,123 @@ pub enum IdError {
     InvalidCharacter,
 }
 
-/// An event id: `evt_` followed by a token, such as `evt_01jcg7w1a0q4x8r2m5n6p7s9tv`.
-///
-/// The id is the event's idempotency key: it never changes across endpoints and retries, and
-/// receivers deduplicate by it. Ids this crate generates are 26 characters of lowercase Crockford
-/// base32 that sort by creation time (millisecond precision) and carry 80 random bits. Ids parsed
-/// from the wire may be any `evt_` + `[A-Za-z0-9_-]` up to [`MAX_ID_LEN`] bytes, such as the
-/// announcement's `evt_1234567890`.
-///
-/// ```
-/// use nopos_webhooks::EventId;
-/// use time::macros::datetime;
-///
-/// let earlier = EventId::from_parts(datetime!(2024-11-10 10:30 UTC), [7; 10]);
-/// let later = EventId::from_parts(datetime!(2024-11-10 10:31 UTC), [0; 10]);
-/// assert!(earlier < later);
-/// assert!(earlier.as_str().starts_with("evt_"));
-/// ```
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct EventId(Arc<str>);
+/// Defines a prefixed id newtype: [`EventId`] here, and the emitter's endpoint and delivery ids.
+macro_rules! prefixed_id {
+    ($(#[$meta:meta])* $name:ident, $prefix:literal) => {
+        $(#[$meta])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(::std::sync::Arc<str>);
 
-impl EventId {
-    /// The prefix every event id starts with.
-    pub const PREFIX: &'static str = "evt_";
+        impl $name {
+            #[doc = concat!("The prefix every id of this kind starts with: `", $prefix, "`.")]
+            pub const PREFIX: &'static str = $prefix;
 
-    /// A new id for an event that happened at `at`, with randomness from the operating system.
+            /// A new id created at `at`, with randomness from the operating system.
+            ///
+            /// # Panics
+            /// Only if the operating system's random generator is unavailable (see
+            /// [`crate::random`]).
+            pub fn generate(at: ::time::OffsetDateTime) -> $name {
+                $name::from_parts(at, crate::random::bytes())
+            }
+
+            /// A new id from a time and caller-supplied randomness; deterministic, for tests and
+            /// for systems with their own random source.
+            pub fn from_parts(
+                at: ::time::OffsetDateTime,
+                random: [u8; crate::id::ID_RANDOM_BYTES],
+            ) -> $name {
+                $name(format!("{}{}", Self::PREFIX, crate::id::sortable_token(at, random)).into())
+            }
+
+            /// The id as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<&str> for $name {
+            type Error = crate::IdError;
+
+            fn try_from(id: &str) -> Result<$name, crate::IdError> {
+                crate::id::check_prefixed(id, Self::PREFIX)?;
+                Ok($name(id.into()))
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = crate::IdError;
+
+            fn try_from(id: String) -> Result<$name, crate::IdError> {
+                crate::id::check_prefixed(&id, Self::PREFIX)?;
+                Ok($name(id.into()))
+            }
+        }
+
+        impl ::std::str::FromStr for $name {
+            type Err = crate::IdError;
+
+            fn from_str(id: &str) -> Result<$name, crate::IdError> {
+                $name::try_from(id)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                self.as_str()
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl ::std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                ::std::fmt::Debug::fmt(&self.0, f)
+            }
+        }
+
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<$name, D::Error> {
+                let id = <::std::borrow::Cow<'de, str> as ::serde::Deserialize>::deserialize(deserializer)?;
+                $name::try_from(id.as_ref()).map_err(::serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+pub(crate) use prefixed_id;
+
+prefixed_id!(
+    /// An event id: `evt_` followed by a token, such as `evt_01jcg7w1a0q4x8r2m5n6p7s9tv`.
     ///
-    /// # Panics
-    /// Only if the operating system's random generator is unavailable (see [`crate::random`]).
-    pub fn generate(at: OffsetDateTime) -> EventId {
-        EventId::from_parts(at, crate::random::bytes())
-    }
-
-    /// A new id from a time and caller-supplied randomness; deterministic, for tests and for
-    /// systems with their own random source.
-    pub fn from_parts(at: OffsetDateTime, random: [u8; ID_RANDOM_BYTES]) -> EventId {
-        EventId(format!("{}{}", Self::PREFIX, sortable_token(at, random)).into())
-    }
-
-    /// The id as a string slice.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<&str> for EventId {
-    type Error = IdError;
-
-    fn try_from(id: &str) -> Result<EventId, IdError> {
-        check_prefixed(id, Self::PREFIX)?;
-        Ok(EventId(id.into()))
-    }
-}
-
-impl TryFrom<String> for EventId {
-    type Error = IdError;
-
-    fn try_from(id: String) -> Result<EventId, IdError> {
-        check_prefixed(&id, Self::PREFIX)?;
-        Ok(EventId(id.into()))
-    }
-}
-
-impl FromStr for EventId {
-    type Err = IdError;
-
-    fn from_str(id: &str) -> Result<EventId, IdError> {
-        EventId::try_from(id)
-    }
-}
-
-impl AsRef<str> for EventId {
-    fn as_ref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl fmt::Display for EventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for EventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
-}
-
-impl Serialize for EventId {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for EventId {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<EventId, D::Error> {
-        let id = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
-        EventId::try_from(id.as_ref()).map_err(serde::de::Error::custom)
-    }
-}
+    /// The id is the event's idempotency key: it never changes across endpoints and retries,
+    /// and receivers deduplicate by it. Ids this crate generates are 26 characters of lowercase
+    /// Crockford base32 that sort by creation time (millisecond precision) and carry 80 random
+    /// bits. Ids parsed from the wire may be any `evt_` + `[A-Za-z0-9_-]` up to [`MAX_ID_LEN`]
+    /// bytes, such as the announcement's `evt_1234567890`.
+    ///
+    /// ```
+    /// use nopos_webhooks::EventId;
+    /// use time::macros::datetime;
+    ///
+    /// let earlier = EventId::from_parts(datetime!(2024-11-10 10:30 UTC), [7; 10]);
+    /// let later = EventId::from_parts(datetime!(2024-11-10 10:31 UTC), [0; 10]);
+    /// assert!(earlier < later);
+    /// assert!(earlier.as_str().starts_with("evt_"));
+    /// ```
+    EventId,
+    "evt_"
+);
 
 #[cfg(test)]
 mod tests {

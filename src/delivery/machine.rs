@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::outcome::{AttemptOutcome, AttemptRecord, MAX_RETRY_AFTER, OutcomeClass};
 use super::schedule::RetrySchedule;
-use crate::endpoint::id::prefixed_id;
+use crate::id::prefixed_id;
 use crate::{DisableReason, EndpointId, EventId};
 
 prefixed_id!(

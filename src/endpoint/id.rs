@@ -1,104 +1,10 @@
 //! Prefixed, time-sortable ids for the emitter's records: endpoints (`wh_…`) here, deliveries
 //! (`dlv_…`) through the same macro.
 //!
-//! The token format and its checks belong to [`crate::id`]; this file only stamps out newtypes
-//! around them so that every id kind parses, prints and serializes the same way.
+//! The token format, its checks and the newtype macro belong to [`crate::id`], so that every id
+//! kind parses, prints and serializes the same way as [`crate::EventId`].
 
-/// Defines a prefixed id newtype with the same API as [`crate::EventId`].
-macro_rules! prefixed_id {
-    ($(#[$meta:meta])* $name:ident, $prefix:literal) => {
-        $(#[$meta])*
-        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(::std::sync::Arc<str>);
-
-        impl $name {
-            #[doc = concat!("The prefix every id of this kind starts with: `", $prefix, "`.")]
-            pub const PREFIX: &'static str = $prefix;
-
-            /// A new id created at `at`, with randomness from the operating system.
-            ///
-            /// # Panics
-            /// Only if the operating system's random generator is unavailable (see
-            /// [`crate::random`]).
-            pub fn generate(at: ::time::OffsetDateTime) -> $name {
-                $name::from_parts(at, crate::random::bytes())
-            }
-
-            /// A new id from a time and caller-supplied randomness; deterministic, for tests and
-            /// for systems with their own random source.
-            pub fn from_parts(
-                at: ::time::OffsetDateTime,
-                random: [u8; crate::id::ID_RANDOM_BYTES],
-            ) -> $name {
-                $name(format!("{}{}", Self::PREFIX, crate::id::sortable_token(at, random)).into())
-            }
-
-            /// The id as a string slice.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl TryFrom<&str> for $name {
-            type Error = crate::IdError;
-
-            fn try_from(id: &str) -> Result<$name, crate::IdError> {
-                crate::id::check_prefixed(id, Self::PREFIX)?;
-                Ok($name(id.into()))
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = crate::IdError;
-
-            fn try_from(id: String) -> Result<$name, crate::IdError> {
-                crate::id::check_prefixed(&id, Self::PREFIX)?;
-                Ok($name(id.into()))
-            }
-        }
-
-        impl ::std::str::FromStr for $name {
-            type Err = crate::IdError;
-
-            fn from_str(id: &str) -> Result<$name, crate::IdError> {
-                $name::try_from(id)
-            }
-        }
-
-        impl AsRef<str> for $name {
-            fn as_ref(&self) -> &str {
-                self.as_str()
-            }
-        }
-
-        impl ::std::fmt::Display for $name {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl ::std::fmt::Debug for $name {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                ::std::fmt::Debug::fmt(&self.0, f)
-            }
-        }
-
-        impl ::serde::Serialize for $name {
-            fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(&self.0)
-            }
-        }
-
-        impl<'de> ::serde::Deserialize<'de> for $name {
-            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<$name, D::Error> {
-                let id = <::std::borrow::Cow<'de, str> as ::serde::Deserialize>::deserialize(deserializer)?;
-                $name::try_from(id.as_ref()).map_err(::serde::de::Error::custom)
-            }
-        }
-    };
-}
-
-pub(crate) use prefixed_id;
+use crate::id::prefixed_id;
 
 prefixed_id!(
     /// An endpoint id: `wh_` followed by a token, such as `wh_01jcg7w1a0q4x8r2m5n6p7s9tv`.
