@@ -522,6 +522,17 @@ mod tests {
     }
 
     #[test]
+    fn hex_encoding_matches_the_hex_crate_for_every_byte() {
+        for first in (0..=255u8).step_by(32) {
+            let tag: [u8; 32] =
+                std::array::from_fn(|i| first.wrapping_add(u8::try_from(i).unwrap()));
+            let mut digits = [0u8; 64];
+            encode_hex_tag(&tag, &mut digits);
+            assert_eq!(digits.to_vec(), hex::encode(tag).into_bytes());
+        }
+    }
+
+    #[test]
     fn hex_tags_round_trip_and_refuse_anything_else() {
         let tag: [u8; 32] = std::array::from_fn(|i| u8::try_from(i * 8).unwrap());
         let mut digits = [0u8; 64];
