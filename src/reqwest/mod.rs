@@ -220,13 +220,14 @@ impl HttpClient for ReqwestClient {
         *outgoing.headers_mut() = parts.headers;
         *outgoing.version_mut() = parts.version;
         *outgoing.body_mut() = Some(body.into());
-        let response = self
+        let mut response = self
             .client
             .execute(outgoing)
             .await
             .map_err(|err| classify(&err))?;
         let status = response.status();
-        let headers = response.headers().clone();
+        // Moved out rather than copied: reading the body does not look at them.
+        let headers = std::mem::take(response.headers_mut());
         let body = ReqwestClient::read_bounded(response)
             .await
             .map_err(|err| classify(&err))?;
