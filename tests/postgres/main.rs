@@ -736,6 +736,81 @@ async fn documents_written_by_version_1_survive_the_upgrades() {
     close(store).await;
 }
 
+/// A queue written by version 3 of the schema (due times and lease expiries in columns of
+/// `deliveries`) opens under version 4 (the queue in a table of its own) with every waiting and
+/// in-flight delivery in it at the same time, and no finished one. Version 3 is recreated by
+/// undoing migration 4 on a fresh schema.
+#[tokio::test]
+async fn queue_written_by_version_3_survives_the_upgrade() {
+    let Some(store) = open().await else { return };
+    let now = t0();
+    store.create_endpoint(&endpoint(&["*"], now)).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let at = now + Duration::seconds(i);
+        ids.extend(
+            store
+                .emit(&event(&EventType::PRODUCT_CREATED, at), at)
+                .await
+                .unwrap()
+                .deliveries,
+        );
+    }
+    // The first is delivered, the second in flight, the third waits.
+    let lease = Duration::minutes(5);
+    let done = store.claim(now, 1, lease).await.unwrap();
+    store
+        .record_attempt(&done[0], &conformance::status(204, now), now)
+        .await
+        .unwrap();
+    let later = now + Duration::seconds(1);
+    let leased = store.claim(later, 1, lease).await.unwrap();
+    assert_eq!(leased[0].attempt.delivery_id, ids[1]);
+
+    for sql in [
+        "ALTER TABLE {s}.deliveries ADD COLUMN due_at BIGINT",
+        "UPDATE {s}.deliveries AS d SET due_at = q.due_at FROM {s}.delivery_queue AS q \
+         WHERE q.delivery_id = d.id AND d.lease_until IS NULL",
+        "CREATE INDEX deliveries_due ON {s}.deliveries (due_at, id) WHERE due_at IS NOT NULL",
+        "CREATE INDEX deliveries_lease ON {s}.deliveries (lease_until, id) \
+         WHERE lease_until IS NOT NULL",
+        "ALTER TABLE {s}.deliveries RESET (fillfactor)",
+        "DROP TABLE {s}.delivery_queue",
+        "DELETE FROM {s}.nopos_webhooks_migrations WHERE version = 4",
+    ] {
+        exec(&store, sql).await;
+    }
+    let upgraded = open_same_schema(&store).await;
+    assert_eq!(
+        exec(&upgraded, "SELECT 1 FROM {s}.delivery_queue").await,
+        2,
+        "the waiting and the in-flight delivery"
+    );
+    // The waiting one is due when it was; the in-flight one comes back when its lease runs out.
+    assert_eq!(
+        upgraded.next_wakeup().await.unwrap(),
+        Some(now + Duration::seconds(2))
+    );
+    let third = upgraded
+        .claim(now + Duration::seconds(2), 10, lease)
+        .await
+        .unwrap();
+    assert_eq!(third.len(), 1);
+    assert_eq!(third[0].attempt.delivery_id, ids[2]);
+    assert_eq!(
+        upgraded.next_wakeup().await.unwrap(),
+        Some(later + lease),
+        "the in-flight delivery's lease"
+    );
+    let expired = later + lease;
+    assert!(upgraded.claim(expired, 10, lease).await.unwrap().is_empty());
+    let lost = upgraded.get_delivery(&ids[1]).await.unwrap();
+    assert_eq!(lost.status, DeliveryStatus::RetryScheduled);
+    assert_eq!(upgraded.attempts(&ids[1]).await.unwrap().len(), 1);
+    upgraded.pool().close().await;
+    close(store).await;
+}
+
 #[tokio::test]
 async fn opening_errors_never_show_the_password() {
     let Some(url) = url() else { return };
@@ -775,8 +850,8 @@ async fn opening_errors_never_show_the_password() {
     let again = open_same_schema(&store).await;
     assert_eq!(
         exec(&again, "SELECT version FROM {s}.nopos_webhooks_migrations").await,
-        3,
-        "each of the three migrations applied once"
+        4,
+        "each of the four migrations applied once"
     );
     again.pool().close().await;
     close(store).await;
@@ -811,28 +886,52 @@ async fn claims_follow_due_order_and_leases_expire_in_batches() {
         Some(now + Duration::seconds(4))
     );
 
-    // After the leases run out, a claim of 2 reclaims at most 2 of them …
+    // After the leases run out, claims take the queue in time order: first the two later emits,
+    // due before the leases ran out …
     let expired = later + Duration::seconds(31);
     let taken = store
         .claim(expired, 2, Duration::seconds(30))
         .await
         .unwrap();
-    assert_eq!(taken.len(), 2, "the two later emits were due");
-    let retrying = store
-        .list_deliveries(&DeliveryQuery::default().status(DeliveryStatus::RetryScheduled))
-        .await
-        .unwrap();
-    assert_eq!(retrying.len(), 2);
-    // … and the rest on the next claims.
+    assert_eq!(
+        taken
+            .iter()
+            .map(|c| c.attempt.delivery_id.clone())
+            .collect::<Vec<_>>(),
+        ids[4..].to_vec(),
+        "the two later emits were due first"
+    );
+    let retrying = async |store: &PostgresStore| {
+        store
+            .list_deliveries(&DeliveryQuery::default().status(DeliveryStatus::RetryScheduled))
+            .await
+            .unwrap()
+            .len()
+    };
+    assert_eq!(retrying(&store).await, 0);
+    // … then, a claim of 2 at a time, the expired leases, settled as lost attempts.
+    assert!(
+        store
+            .claim(expired, 2, Duration::seconds(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(retrying(&store).await, 2);
+    // Even a claim of none settles expired leases.
+    assert!(
+        store
+            .claim(expired, 0, Duration::seconds(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(retrying(&store).await, 3);
     store
         .claim(expired, 2, Duration::seconds(30))
         .await
         .unwrap();
-    let retrying = store
-        .list_deliveries(&DeliveryQuery::default().status(DeliveryStatus::RetryScheduled))
-        .await
-        .unwrap();
-    assert_eq!(retrying.len(), 4);
+    assert_eq!(retrying(&store).await, 4);
     for claim in &claims {
         assert_eq!(
             store

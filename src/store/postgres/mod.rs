@@ -10,19 +10,25 @@
 //!   [`PostgresStore::emit_in`]): take the status lock (below) and insert the event; read the
 //!   endpoints; insert every delivery and queue the work notification. An emit from a POS sale's
 //!   request handler waits on each round trip, so none is spent on its own.
-//! - **Claiming** is one short transaction: expired leases are selected with
-//!   `FOR UPDATE SKIP LOCKED` and settled as lost attempts ([`reclaim`]), then due deliveries are
-//!   selected the same way, started ([`start_attempt`]) and written back with a fresh lease
-//!   token, all in batched statements. `SKIP LOCKED` means two claimers never wait for each other
-//!   and never get the same delivery. HTTP happens after `claim` returns, outside any
-//!   transaction.
+//! - **The queue** is a table of its own, `delivery_queue`: one row per delivery a dispatcher
+//!   still has to act on, at its due time while it waits and at its lease's expiry while it is in
+//!   flight. `deliveries` itself is only ever rewritten in columns no index covers, so PostgreSQL
+//!   rewrites its rows in place (HOT updates: no new index entries), and the table leaves room
+//!   on each page for that (fillfactor 50).
+//! - **Claiming** is one short transaction: the head of the queue is selected with
+//!   `FOR UPDATE SKIP LOCKED` (the queue rows and their delivery rows); in-flight deliveries among
+//!   them, whose lease ran out, are settled as lost attempts ([`reclaim`]), and due ones are
+//!   started ([`start_attempt`]) and written back with a fresh lease token, all in batched
+//!   statements. `SKIP LOCKED` means two claimers never wait for each other and never get the
+//!   same delivery. HTTP happens after `claim` returns, outside any transaction.
 //! - **Recording** an outcome locks the endpoint row, then the delivery row, checks the lease
 //!   token and writes the delivery, the attempt log entry and the endpoint's health together
 //!   ([`settle`]). An outcome that disables the endpoint pauses its other deliveries in the same
 //!   transaction. A batch of outcomes ([`Store::record_attempts`]) locks all its endpoint rows,
 //!   then all its delivery rows, in one statement, and writes all it decided in one more.
 //! - **Lock order.** Every method that locks an endpoint row and delivery rows locks the endpoint
-//!   first, so they cannot deadlock. `emit` holds a per-schema advisory lock in shared mode and
+//!   first, so they cannot deadlock. Queue rows are written only under their delivery row's
+//!   lock; a claim locks the queue row first, but skips what it cannot lock instead of waiting. `emit` holds a per-schema advisory lock in shared mode and
 //!   endpoint status changes (disable, enable, delete) take it exclusively: an event is either
 //!   fanned out before a status change (which then pauses, resumes or cancels its deliveries) or
 //!   after it (and sees the new status), never half-way.
@@ -33,7 +39,7 @@
 //! # Encoding
 //! Times are Unix microseconds and documents are JSON text ([`crate::store::codec`], shared with
 //! the SQLite store; JSONB until schema version 2). Due times and lease expiries are rounded *up*
-//! to the microsecond in their index columns, so a claim never picks a delivery before it is due.
+//! to the microsecond in the queue, so a claim never picks a delivery before it is due.
 //! Ids use the `"C"` collation (byte order).
 //!
 //! Every table lives in the store's schema (`public` or the pool's `search_path` by default, or
@@ -93,6 +99,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "attempts without foreign key",
         include_str!("migrations/0003_attempts_without_foreign_key.sql"),
+    ),
+    (
+        4,
+        "delivery queue",
+        include_str!("migrations/0004_delivery_queue.sql"),
     ),
 ];
 
@@ -610,41 +621,6 @@ impl PostgresStore {
         column(&row, 0)
     }
 
-    /// Settles up to `limit` deliveries whose lease expired by `now` as lost attempts.
-    async fn reclaim_expired(
-        &self,
-        conn: &mut PgConnection,
-        now: OffsetDateTime,
-        limit: i64,
-    ) -> Result<(), StoreError> {
-        let rows = self
-            .statements
-            .claim_expired
-            .query()
-            .bind(to_micros(now))
-            .bind(limit)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(backend)?;
-        let mut writes = DeliveryWrites::default();
-        let mut log = AttemptWrites::default();
-        for row in &rows {
-            let state = delivery_state(&column::<String>(row, 1)?)?;
-            // Deleting an endpoint cancels its deliveries, so this only skips hand-edited rows.
-            let Some(record) = column::<Option<String>>(row, 2)? else {
-                continue;
-            };
-            let endpoint = endpoint_from_json(&record)?;
-            let (state, lost) = reclaim(&self.config, &endpoint, state, now);
-            if let Some(lost) = lost {
-                log.push(&state.id, &lost)?;
-            }
-            writes.push(&state, None)?;
-        }
-        writes.write(&self.statements, &mut *conn).await?;
-        log.write(&self.statements, conn).await
-    }
-
     async fn claim_in(
         &self,
         conn: &mut PgConnection,
@@ -652,14 +628,8 @@ impl PostgresStore {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<Claim>, StoreError> {
-        let limit_rows = i64::try_from(limit).unwrap_or(i64::MAX);
-        // Settle lost attempts first, so that they count and are claimed again when due.
-        self.reclaim_expired(&mut *conn, now, limit_rows.max(1))
-            .await?;
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-
+        // At least one row, so that even a claim of none settles an expired lease.
+        let limit_rows = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
         let rows = self
             .statements
             .claim_due
@@ -671,21 +641,40 @@ impl PostgresStore {
             .map_err(backend)?;
         let lease_until = now.saturating_add(lease);
         let mut writes = DeliveryWrites::default();
+        let mut log = AttemptWrites::default();
         let mut claims = Vec::with_capacity(rows.len());
         // Claims of one endpoint share one decoded copy (its secrets' HMAC keys are derived once);
         // `claim_due` sends the record on the endpoint's first row only.
-        let mut endpoints: HashMap<EndpointId, Arc<Endpoint>> = HashMap::new();
+        let mut endpoints: HashMap<EndpointId, Option<Arc<Endpoint>>> = HashMap::new();
         for row in &rows {
             let state = delivery_state(&column::<String>(row, 1)?)?;
             let endpoint = if let Some(endpoint) = endpoints.get(&state.endpoint_id) {
-                Arc::clone(endpoint)
+                endpoint.clone()
             } else {
-                let decoded = match column::<Option<String>>(row, 2)? {
-                    Some(record) => Arc::new(endpoint_from_json(&record)?),
-                    None => return Err(not_found("endpoint", &state.endpoint_id)),
-                };
-                endpoints.insert(state.endpoint_id.clone(), Arc::clone(&decoded));
+                let decoded = column::<Option<String>>(row, 2)?
+                    .map(|record| endpoint_from_json(&record).map(Arc::new))
+                    .transpose()?;
+                endpoints.insert(state.endpoint_id.clone(), decoded.clone());
                 decoded
+            };
+            if state.status == DeliveryStatus::InFlight {
+                // In the queue at its lease's expiry, and that has passed: the worker holding it
+                // is gone. Settle the lost attempt; the retry is claimed when it is due. (Deleting
+                // an endpoint cancels its deliveries, so a missing one only skips hand-edited
+                // rows.)
+                let Some(endpoint) = endpoint else { continue };
+                let (state, lost) = reclaim(&self.config, &endpoint, state, now);
+                if let Some(lost) = lost {
+                    log.push(&state.id, &lost)?;
+                }
+                writes.push(&state, None)?;
+                continue;
+            }
+            if claims.len() == limit {
+                continue;
+            }
+            let Some(endpoint) = endpoint else {
+                return Err(not_found("endpoint", &state.endpoint_id));
             };
             let Some((attempt, state)) = start_attempt(&self.config, &endpoint, state, now) else {
                 continue;
@@ -715,6 +704,7 @@ impl PostgresStore {
             });
         }
         writes.write(&self.statements, &mut *conn).await?;
+        log.write(&self.statements, conn).await?;
         Ok(claims)
     }
 

@@ -32,6 +32,37 @@ impl Statement {
     }
 }
 
+/// The common table expressions that rewrite delivery rows and their places in the queue, from
+/// `UNNEST` of `$1`–`$6`: id, status, due time, lease token, lease expiry, state.
+///
+/// Only columns no index covers are rewritten in `deliveries`, so PostgreSQL can rewrite a row in
+/// place on its page (schema version 4). A delivery stays in `delivery_queue` while it waits
+/// (at its due time) or is in flight (at its lease's expiry) and leaves it otherwise. The `= ANY`
+/// on the keys makes each part a key lookup in every plan: joined with `UNNEST` alone,
+/// PostgreSQL read the whole table (a hash join on a sequential scan) whenever its row estimate
+/// was off.
+macro_rules! write_deliveries {
+    () => {
+        "written AS ( \
+            UPDATE {s}.deliveries AS d SET status = u.status, lease_token = u.lease_token, \
+                lease_until = u.lease_until, state = u.state \
+            FROM UNNEST($1::text[], $2::text[], $4::text[], $5::int8[], $6::text[]) \
+                AS u(id, status, lease_token, lease_until, state) \
+            WHERE d.id = u.id AND d.id = ANY($1::text[])), \
+        queued AS ( \
+            INSERT INTO {s}.delivery_queue (delivery_id, due_at) \
+            SELECT q.id, COALESCE(q.due_at, q.lease_until) \
+            FROM UNNEST($1::text[], $3::int8[], $5::int8[]) AS q(id, due_at, lease_until) \
+            WHERE q.due_at IS NOT NULL OR q.lease_until IS NOT NULL \
+            ON CONFLICT (delivery_id) DO UPDATE SET due_at = EXCLUDED.due_at), \
+        dequeued AS ( \
+            DELETE FROM {s}.delivery_queue AS q \
+            USING UNNEST($1::text[], $3::int8[], $5::int8[]) AS g(id, due_at, lease_until) \
+            WHERE q.delivery_id = g.id AND q.delivery_id = ANY($1::text[]) \
+                AND g.due_at IS NULL AND g.lease_until IS NULL)"
+    };
+}
+
 macro_rules! statements {
     ($($(#[$doc:meta])* $name:ident = $sql:expr;)*) => {
         /// Every statement the store runs, for one schema.
@@ -78,14 +109,18 @@ statements! {
     get_event = "SELECT type, body, stored_at FROM {s}.events WHERE id = $1";
     event_deliveries = "SELECT id FROM {s}.deliveries WHERE event_id = $1 ORDER BY id";
     /// The whole fan-out of one event in one statement, with the work notification (channel
-    /// `$8`, payload `$9`) when `$10` says a delivery is due. A data-modifying `WITH` runs to
-    /// completion whether or not the query reads it.
+    /// `$8`, payload `$9`) when `$10` says a delivery is due. Deliveries with a due time (`$5`)
+    /// join the queue. A data-modifying `WITH` runs to completion whether or not the query reads
+    /// it.
     insert_deliveries = "WITH inserted AS ( \
-            INSERT INTO {s}.deliveries \
-            (id, event_id, endpoint_id, status, due_at, created_at, state) \
-            SELECT u.id, $1, u.endpoint_id, u.status, u.due_at, u.created_at, u.state \
-            FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], \
-                $7::text[]) AS u(id, endpoint_id, status, due_at, created_at, state)) \
+            INSERT INTO {s}.deliveries (id, event_id, endpoint_id, status, created_at, state) \
+            SELECT u.id, $1, u.endpoint_id, u.status, u.created_at, u.state \
+            FROM UNNEST($2::text[], $3::text[], $4::text[], $6::int8[], $7::text[]) \
+                AS u(id, endpoint_id, status, created_at, state)), \
+        queued AS ( \
+            INSERT INTO {s}.delivery_queue (delivery_id, due_at) \
+            SELECT q.id, q.due_at FROM UNNEST($2::text[], $5::int8[]) AS q(id, due_at) \
+            WHERE q.due_at IS NOT NULL) \
         SELECT pg_notify($8, $9) WHERE $10";
 
     get_delivery = "SELECT state FROM {s}.deliveries WHERE id = $1";
@@ -113,29 +148,19 @@ statements! {
     lock_failed_since = "SELECT id, state FROM {s}.deliveries \
         WHERE endpoint_id = $1 AND status = 'failed' AND created_at >= $2 ORDER BY id \
         FOR UPDATE";
-    /// Rewrites delivery rows from their new states, in one statement. The `= ANY` on the key
-    /// makes it a primary-key lookup in every plan: joined with `UNNEST` alone, PostgreSQL
-    /// read the whole table (a hash join on a sequential scan) whenever its row estimate was off.
-    update_deliveries = "UPDATE {s}.deliveries AS d SET status = u.status, due_at = u.due_at, \
-        lease_token = u.lease_token, lease_until = u.lease_until, state = u.state \
-        FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[], $6::text[]) \
-        AS u(id, status, due_at, lease_token, lease_until, state) \
-        WHERE d.id = u.id AND d.id = ANY($1::text[])";
+    /// Rewrites delivery rows from their new states, with their places in the queue, in one
+    /// statement (see [`write_deliveries!`]).
+    update_deliveries = concat!("WITH ", write_deliveries!(), " SELECT 1");
     insert_attempts = "INSERT INTO {s}.attempts (delivery_id, attempt, record) \
         SELECT u.delivery_id, u.attempt, u.record \
         FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS u(delivery_id, attempt, record) \
         ON CONFLICT (delivery_id, attempt) DO NOTHING";
     /// A batch of outcomes' writes in one statement: delivery states (`$1`–`$6`, as
     /// `update_deliveries`), attempt log entries (`$7`–`$9`, as `insert_attempts`) and endpoint
-    /// healths (`$10`–`$11`). Each part writes its own table, so none needs to see another's
-    /// rows. (The attempts' delivery rows are the batch's, locked by `lock_batch`: the log has no
+    /// healths (`$10`–`$11`). Each part writes its own rows, so none needs to see another's
+    /// writes. (The attempts' delivery rows are the batch's, locked by `lock_batch`: the log has no
     /// foreign key to check per row since schema version 3.)
-    record_writes = "WITH written AS ( \
-            UPDATE {s}.deliveries AS d SET status = u.status, due_at = u.due_at, \
-            lease_token = u.lease_token, lease_until = u.lease_until, state = u.state \
-            FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[], \
-                $6::text[]) AS u(id, status, due_at, lease_token, lease_until, state) \
-            WHERE d.id = u.id AND d.id = ANY($1::text[])), \
+    record_writes = concat!("WITH ", write_deliveries!(), ", \
         logged AS ( \
             INSERT INTO {s}.attempts (delivery_id, attempt, record) \
             SELECT l.delivery_id, l.attempt, l.record \
@@ -143,40 +168,34 @@ statements! {
             ON CONFLICT (delivery_id, attempt) DO NOTHING) \
         UPDATE {s}.endpoints AS e SET health = h.health \
         FROM UNNEST($10::text[], $11::text[]) AS h(id, health) \
-        WHERE e.id = h.id AND e.id = ANY($10::text[])";
+        WHERE e.id = h.id AND e.id = ANY($10::text[])");
     list_attempts = "SELECT record FROM {s}.attempts WHERE delivery_id = $1 \
         ORDER BY attempt";
 
-    /// In-flight deliveries whose lease ran out, oldest lease first, skipping rows another
-    /// transaction holds. The state comes from the locked row version itself; the endpoint is a
-    /// per-row key lookup, whatever the plan (see `begin_lazy`).
-    claim_expired = "WITH expired AS ( \
-            SELECT id, endpoint_id, state, lease_until FROM {s}.deliveries \
-            WHERE lease_until <= $1 ORDER BY lease_until, id LIMIT $2 \
-            FOR UPDATE SKIP LOCKED) \
-        SELECT x.id, x.state, \
-            (SELECT e.record FROM {s}.endpoints AS e WHERE e.id = x.endpoint_id) \
-        FROM expired AS x ORDER BY x.lease_until, x.id";
-    /// Due deliveries, earliest first, skipping rows another transaction holds, with their
-    /// event and, on the first row of each endpoint only, its record (the rows that follow
-    /// share it: no need to send the same document once per delivery). The endpoint and the
-    /// event are per-row key lookups in every plan: a subquery, and a lateral one that its
-    /// `LIMIT` keeps from being flattened into a join, which a generic plan (see `begin_lazy`)
-    /// made a hash join over every stored event.
+    /// The head of the queue, earliest first, skipping rows another transaction holds: due
+    /// deliveries, and in-flight ones whose lease ran out (the caller tells them apart by their
+    /// state). Each comes with its event and, on the first row of each endpoint only, its
+    /// record (the rows that follow share it: no need to send the same document once per
+    /// delivery). The delivery, its endpoint and its event are per-row key lookups in every
+    /// plan: subqueries, the lateral ones kept by their `LIMIT` from being flattened into joins,
+    /// which a generic plan (see `begin_lazy`) made hash joins over whole tables. A queue row
+    /// whose delivery row another transaction holds is skipped, not waited for.
     claim_due = "WITH due AS ( \
-            SELECT id, event_id, endpoint_id, state, due_at FROM {s}.deliveries \
-            WHERE due_at <= $1 ORDER BY due_at, id LIMIT $2 \
-            FOR UPDATE SKIP LOCKED) \
+            SELECT delivery_id, due_at FROM {s}.delivery_queue \
+            WHERE due_at <= $1 ORDER BY due_at, delivery_id LIMIT $2 \
+            FOR UPDATE SKIP LOCKED), \
+        d AS ( \
+            SELECT x.id, x.event_id, x.endpoint_id, x.state, due.due_at FROM due \
+            JOIN LATERAL (SELECT id, event_id, endpoint_id, state FROM {s}.deliveries \
+                WHERE id = due.delivery_id LIMIT 1 FOR UPDATE SKIP LOCKED) AS x ON true) \
         SELECT d.id, d.state, \
             CASE WHEN row_number() OVER (PARTITION BY d.endpoint_id ORDER BY d.due_at, d.id) = 1 \
                 THEN (SELECT e.record FROM {s}.endpoints AS e WHERE e.id = d.endpoint_id) END, \
-            v.type, v.body FROM due AS d \
+            v.type, v.body FROM d \
         LEFT JOIN LATERAL (SELECT type, body FROM {s}.events WHERE id = d.event_id LIMIT 1) AS v \
             ON true \
         ORDER BY d.due_at, d.id";
-    next_wakeup = "SELECT LEAST( \
-        (SELECT min(due_at) FROM {s}.deliveries WHERE due_at IS NOT NULL), \
-        (SELECT min(lease_until) FROM {s}.deliveries WHERE lease_until IS NOT NULL))";
+    next_wakeup = "SELECT min(due_at) FROM {s}.delivery_queue";
 
     dedup_mark = "INSERT INTO {s}.dedup_seen AS seen (event_id, seen_at) VALUES ($1, $2) \
         ON CONFLICT (event_id) DO UPDATE SET seen_at = EXCLUDED.seen_at \
