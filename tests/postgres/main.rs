@@ -736,6 +736,56 @@ async fn documents_written_by_version_1_survive_the_upgrades() {
     close(store).await;
 }
 
+/// The queue holds exactly the deliveries a dispatcher still has to act on, at the time it has
+/// to: a batch of outcomes takes the finished ones out and puts a retry back at its due time,
+/// and leaves one still in flight at its lease's expiry.
+#[tokio::test]
+async fn the_queue_holds_what_is_left_to_do() {
+    let Some(store) = open().await else { return };
+    let now = t0();
+    store.create_endpoint(&endpoint(&["*"], now)).await.unwrap();
+    for _ in 0..3 {
+        store
+            .emit(&event(&EventType::PRODUCT_CREATED, now), now)
+            .await
+            .unwrap();
+    }
+    let queued =
+        async |store: &PostgresStore| exec(store, "SELECT due_at FROM {s}.delivery_queue").await;
+    assert_eq!(queued(&store).await, 3);
+    let lease = Duration::days(1);
+    let claims = store.claim(now, 10, lease).await.unwrap();
+    assert_eq!(claims.len(), 3);
+    assert_eq!(queued(&store).await, 3, "in flight, at the lease's expiry");
+    assert_eq!(store.next_wakeup().await.unwrap(), Some(now + lease));
+
+    let delivered = conformance::status(204, now);
+    let failed = conformance::status(503, now);
+    let results = store
+        .record_attempts(&[(&claims[0], &delivered), (&claims[1], &failed)], now)
+        .await
+        .unwrap();
+    let retry = results[1].as_ref().unwrap().state.next_attempt_at.unwrap();
+    assert!(
+        retry < now + lease,
+        "the retry is due before the lease runs out"
+    );
+    assert_eq!(queued(&store).await, 2, "the delivered one left the queue");
+    assert_eq!(store.next_wakeup().await.unwrap(), Some(retry));
+    assert_eq!(
+        exec(
+            &store,
+            &format!(
+                "SELECT 1 FROM {{s}}.delivery_queue WHERE delivery_id = '{}'",
+                claims[0].attempt.delivery_id
+            )
+        )
+        .await,
+        0
+    );
+    close(store).await;
+}
+
 /// A queue written by version 3 of the schema (due times and lease expiries in columns of
 /// `deliveries`) opens under version 4 (the queue in a table of its own) with every waiting and
 /// in-flight delivery in it at the same time, and no finished one. Version 3 is recreated by

@@ -56,10 +56,10 @@ macro_rules! write_deliveries {
             WHERE q.due_at IS NOT NULL OR q.lease_until IS NOT NULL \
             ON CONFLICT (delivery_id) DO UPDATE SET due_at = EXCLUDED.due_at), \
         dequeued AS ( \
-            DELETE FROM {s}.delivery_queue AS q \
-            USING UNNEST($1::text[], $3::int8[], $5::int8[]) AS g(id, due_at, lease_until) \
-            WHERE q.delivery_id = g.id AND q.delivery_id = ANY($1::text[]) \
-                AND g.due_at IS NULL AND g.lease_until IS NULL)"
+            DELETE FROM {s}.delivery_queue WHERE delivery_id = ANY(ARRAY( \
+                SELECT g.id FROM UNNEST($1::text[], $3::int8[], $5::int8[]) \
+                    AS g(id, due_at, lease_until) \
+                WHERE g.due_at IS NULL AND g.lease_until IS NULL)))"
     };
 }
 
