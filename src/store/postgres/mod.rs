@@ -28,10 +28,11 @@
 //!   then all its delivery rows, in one statement, and writes all it decided in one more.
 //! - **Lock order.** Every method that locks an endpoint row and delivery rows locks the endpoint
 //!   first, so they cannot deadlock. Queue rows are written only under their delivery row's
-//!   lock; a claim locks the queue row first, but skips what it cannot lock instead of waiting. `emit` holds a per-schema advisory lock in shared mode and
-//!   endpoint status changes (disable, enable, delete) take it exclusively: an event is either
-//!   fanned out before a status change (which then pauses, resumes or cancels its deliveries) or
-//!   after it (and sees the new status), never half-way.
+//!   lock; a claim locks the queue row first, but skips what it cannot lock instead of waiting.
+//!   `emit` holds a per-schema advisory lock in shared mode and endpoint status changes
+//!   (disable, enable, delete) take it exclusively: an event is either fanned out before a status
+//!   change (which then pauses, resumes or cancels its deliveries) or after it (and sees the new
+//!   status), never half-way.
 //! - **Wake-ups** use `LISTEN/NOTIFY` on one channel per database, with the schema as payload;
 //!   the notification is sent inside the writing transaction, so it fires on commit. A polling
 //!   backstop bounds the delay of a lost notification.
