@@ -64,6 +64,27 @@ async fn open_same_schema(store: &PostgresStore) -> PostgresStore {
         .expect("open a second store on the schema")
 }
 
+/// Emits `n` events one second apart from `now` to the store's endpoints; their deliveries, in
+/// emit order.
+async fn emit_a_second_apart(
+    store: &PostgresStore,
+    n: i64,
+    now: time::OffsetDateTime,
+) -> Vec<nopos_webhooks::DeliveryId> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let at = now + Duration::seconds(i);
+        ids.extend(
+            store
+                .emit(&event(&EventType::PRODUCT_CREATED, at), at)
+                .await
+                .unwrap()
+                .deliveries,
+        );
+    }
+    ids
+}
+
 /// Drops the store's schema and closes its pool.
 async fn close(store: PostgresStore) {
     let sql = format!("DROP SCHEMA \"{}\" CASCADE", store.schema());
@@ -795,17 +816,7 @@ async fn queue_written_by_version_3_survives_the_upgrade() {
     let Some(store) = open().await else { return };
     let now = t0();
     store.create_endpoint(&endpoint(&["*"], now)).await.unwrap();
-    let mut ids = Vec::new();
-    for i in 0..3 {
-        let at = now + Duration::seconds(i);
-        ids.extend(
-            store
-                .emit(&event(&EventType::PRODUCT_CREATED, at), at)
-                .await
-                .unwrap()
-                .deliveries,
-        );
-    }
+    let ids = emit_a_second_apart(&store, 3, now).await;
     // The first is delivered, the second in flight, the third waits.
     let lease = Duration::minutes(5);
     let done = store.claim(now, 1, lease).await.unwrap();
@@ -912,17 +923,7 @@ async fn claims_follow_due_order_and_leases_expire_in_batches() {
     let Some(store) = open().await else { return };
     let now = t0();
     store.create_endpoint(&endpoint(&["*"], now)).await.unwrap();
-    let mut ids = Vec::new();
-    for i in 0..6 {
-        let at = now + Duration::seconds(i);
-        ids.extend(
-            store
-                .emit(&event(&EventType::PRODUCT_CREATED, at), at)
-                .await
-                .unwrap()
-                .deliveries,
-        );
-    }
+    let ids = emit_a_second_apart(&store, 6, now).await;
     // Only what is due, earliest first.
     let later = now + Duration::seconds(3);
     let claims = store.claim(later, 10, Duration::seconds(30)).await.unwrap();
