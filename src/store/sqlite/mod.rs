@@ -54,7 +54,7 @@ use tokio::sync::Notify;
 
 pub use dedup::SqliteDeduplicator;
 
-use batch::{AttemptWrites, DeliveryWrites};
+use batch::{AttemptWrites, Conflict, DeliveryWrites, Script};
 
 use super::codec::{
     backend, claimed_state, endpoint_from_json, endpoint_to_json, event_created_at, from_json,
@@ -524,8 +524,10 @@ impl Store for SqliteStore {
             writes.push(before, &state, None)?;
         }
         // Written before the due rows are read: a reclaimed delivery may be due again now.
-        log.write(&mut tx).await?;
-        writes.write(&mut tx).await?;
+        let mut script = Script::default();
+        log.append_to(&mut script, Conflict::Fail)?;
+        writes.append_to(&mut script)?;
+        script.run(&mut tx).await?;
 
         // `ORDER BY due_at` alone (no tie-breaker) lets SQLite walk the partial index and stop
         // after `limit` rows instead of sorting every due row. The event comes in the same
@@ -1059,11 +1061,17 @@ async fn record_as_claimed(
             endpoint_disabled: None,
         }));
     }
-    if writes.write(&mut *conn).await? != u64::try_from(batch.len()).unwrap_or(u64::MAX) {
+    // One round trip for every write. A row changed since its claim is not rewritten, and its
+    // log entry, which would then already be there (the reclaim of an expired lease logs the
+    // attempt), is skipped: either way fewer rows change than expected.
+    let mut script = Script::default();
+    writes.append_to(&mut script)?;
+    log.append_to(&mut script, Conflict::Skip)?;
+    append_changed_healths(&mut script, &endpoints, &changed_health)?;
+    let expected = script.expected_rows();
+    if script.run(&mut *conn).await? != expected {
         return Ok(None);
     }
-    log.write(&mut *conn).await?;
-    write_changed_healths(&mut *conn, &endpoints, &changed_health).await?;
     Ok(Some(results))
 }
 
@@ -1143,20 +1151,47 @@ async fn record_batch(
             if let Some(reason) = settlement.disable {
                 endpoint.disable(now, reason);
                 let (disabled, health) = (endpoint.clone(), health.clone());
-                log.write(&mut *conn).await?;
-                writes.write(&mut *conn).await?;
-                write_changed_healths(&mut *conn, &endpoints, &changed_health).await?;
+                write_settled(
+                    &mut *conn,
+                    &mut log,
+                    &mut writes,
+                    &endpoints,
+                    &changed_health,
+                )
+                .await?;
                 write_endpoint(&mut *conn, &disabled, &health).await?;
                 change_deliveries(config, &mut *conn, &disabled, EndpointChange::Disabled, now)
                     .await?;
                 continue 'rounds;
             }
         }
-        log.write(&mut *conn).await?;
-        writes.write(&mut *conn).await?;
-        write_changed_healths(&mut *conn, &endpoints, &changed_health).await?;
+        write_settled(
+            &mut *conn,
+            &mut log,
+            &mut writes,
+            &endpoints,
+            &changed_health,
+        )
+        .await?;
     }
     Ok(results)
+}
+
+/// Writes what [`record_batch`] settled so far, in one round trip: log entries, delivery states
+/// and the healths of the endpoints in `changed_health`.
+async fn write_settled(
+    conn: &mut SqliteConnection,
+    log: &mut AttemptWrites,
+    writes: &mut DeliveryWrites,
+    endpoints: &HashMap<EndpointId, (Endpoint, EndpointHealth)>,
+    changed_health: &[EndpointId],
+) -> Result<(), StoreError> {
+    let mut script = Script::default();
+    log.append_to(&mut script, Conflict::Fail)?;
+    writes.append_to(&mut script)?;
+    append_changed_healths(&mut script, endpoints, changed_health)?;
+    script.run(conn).await?;
+    Ok(())
 }
 
 /// The delivery rows of a batch's claims, by id, not decoded yet: each is decoded against its
@@ -1198,9 +1233,9 @@ async fn load_endpoints<'a>(
         .collect()
 }
 
-/// Writes the healths of the endpoints in `changed`.
-async fn write_changed_healths(
-    conn: &mut SqliteConnection,
+/// Adds the writes of the healths of the endpoints in `changed` to `script`.
+fn append_changed_healths(
+    script: &mut Script,
     endpoints: &HashMap<EndpointId, (Endpoint, EndpointHealth)>,
     changed: &[EndpointId],
 ) -> Result<(), StoreError> {
@@ -1208,7 +1243,7 @@ async fn write_changed_healths(
         .iter()
         .filter_map(|id| endpoints.get(id).map(|(_, health)| (id, health)))
         .collect();
-    batch::write_healths(conn, &healths).await
+    batch::append_healths(script, &healths)
 }
 
 /// Endpoints read during one claim, each read once and shared by its claims.
