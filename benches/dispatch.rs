@@ -6,6 +6,9 @@
 //! cargo bench --bench dispatch --all-features -- drain 100000 # backlog drain, peak RSS
 //! ```
 //!
+//! The dispatcher claims `CONCURRENCY * 2` deliveries at a time; `NOPOS_BENCH_BATCH=256` (say)
+//! runs it with claims of that size instead, to measure what the claim size is worth.
+//!
 //! Every variant runs at the same concurrency against the same receiver; each is measured
 //! `ROUNDS` times and the median is reported with its ratio to the floor's median. PostgreSQL runs
 //! when `NOPOS_WEBHOOKS_TEST_POSTGRES` is set; `--all-features` includes `postgres-tls`, so give
@@ -131,9 +134,17 @@ fn client() -> ReqwestClient {
         .unwrap()
 }
 
+/// The claim size: `CONCURRENCY * 2` unless `NOPOS_BENCH_BATCH` says otherwise.
+fn batch_size() -> usize {
+    std::env::var("NOPOS_BENCH_BATCH")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(CONCURRENCY * 2)
+}
+
 fn dispatcher_config() -> DispatcherConfig {
     DispatcherConfig::default()
-        .batch_size(CONCURRENCY * 2)
+        .batch_size(batch_size())
         .max_in_flight(CONCURRENCY)
         .max_in_flight_per_endpoint(CONCURRENCY)
 }
@@ -247,7 +258,9 @@ async fn throughput() {
     let floor_median = rows[0].1;
 
     println!(
-        "\n{EVENTS} deliveries, concurrency {CONCURRENCY}, median of {ROUNDS} interleaved rounds"
+        "\n{EVENTS} deliveries, concurrency {CONCURRENCY}, claims of {}, median of {ROUNDS} \
+         interleaved rounds",
+        batch_size()
     );
     println!("| variant | median time | deliveries/s | % of floor |");
     println!("|---|---|---|---|");
