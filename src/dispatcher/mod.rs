@@ -29,7 +29,7 @@ use crate::{
 ///
 /// # Default
 /// Claims of up to 64 deliveries, 64 attempts in flight at once, 8 per endpoint, a 5-minute lease,
-/// a 5-second polling backstop, 60 seconds at most waiting for an endpoint's slot, and 30 seconds
+/// a 5-second polling backstop, 60 seconds at most from a claim to its send, and 30 seconds
 /// for in-flight attempts to finish at shutdown.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -46,7 +46,9 @@ pub struct DispatcherConfig {
     /// The longest the dispatcher sleeps without checking the store, in case a notification was
     /// missed (another process emitted on a store without notifications).
     pub poll_interval: Duration,
-    /// The longest a claimed delivery waits for its endpoint's slot before it is given back.
+    /// The longest a claimed delivery waits to be sent, counted from its claim (queued behind
+    /// other attempts, then for its endpoint's slot), before it is given back unsent to be
+    /// claimed again; at least a second.
     pub max_endpoint_wait: Duration,
     /// How long in-flight attempts may take to finish after shutdown is requested; their outcomes
     /// then get as long again to be recorded (longer only if the store is failing).
@@ -416,18 +418,22 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
     }
 
     /// Sends one claimed attempt once its endpoint has a free slot; `None` when it was given back
-    /// unsent instead (no slot in time, or shutting down).
+    /// unsent instead (not sent within `max_endpoint_wait` of its claim, or shutting down).
     async fn attempt(
         &self,
         claim: &Claim,
         mut stop: watch::Receiver<bool>,
     ) -> Option<AttemptOutcome> {
         let slots = self.endpoint_slots(&claim.endpoint.id);
-        let wait = std_duration(self.shared.config.max_endpoint_wait);
-        let slot = tokio::select! {
-            slot = slots.acquire_owned() => slot.ok(),
-            () = tokio::time::sleep(wait) => None,
-            _ = stop.wait_for(|stopping| *stopping) => None,
+        let wait = send_wait_left(&self.shared.config, claim, now());
+        let slot = if wait.is_zero() {
+            None
+        } else {
+            tokio::select! {
+                slot = slots.acquire_owned() => slot.ok(),
+                () = tokio::time::sleep(wait) => None,
+                _ = stop.wait_for(|stopping| *stopping) => None,
+            }
         };
         let Some(_slot) = slot else {
             // Not sent: give it back so it is claimed again (by us or another worker).
@@ -509,6 +515,21 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
     }
 }
 
+/// How much longer a claim may wait before it is sent, at `now`: `max_endpoint_wait` (at least
+/// a second) counted from the claim, not from when a worker took it off the queue. The lease is
+/// sized for that wait plus the request (`DispatcherConfig::lease`), so time spent queued behind
+/// slow attempts runs it down too; a claim sent later could outlive its lease and be sent twice.
+/// The floor keeps a zero setting from giving back every claim it makes.
+fn send_wait_left(
+    config: &DispatcherConfig,
+    claim: &Claim,
+    now: OffsetDateTime,
+) -> std::time::Duration {
+    let claimed_at = claim.lease_until - config.lease;
+    let allowed = config.max_endpoint_wait.max(Duration::SECOND);
+    std_duration(claimed_at + allowed - now)
+}
+
 /// Logs what the store made of each outcome.
 fn log_recorded(items: &[(&Claim, &AttemptOutcome)], results: Vec<Result<Recorded, StoreError>>) {
     for ((claim, outcome), result) in items.iter().zip(results) {
@@ -580,6 +601,53 @@ mod tests {
     use crate::{
         DeliveryStatus, Envelope, Event, EventFilter, EventId, EventType, Secret, SecretSet,
     };
+
+    #[cfg(feature = "memory")]
+    #[tokio::test]
+    async fn the_wait_before_sending_counts_from_the_claim() {
+        let store = crate::store::memory::MemoryStore::new(StoreConfig::default());
+        let now = now();
+        let endpoint = Endpoint::new(
+            EndpointId::generate(now),
+            crate::EndpointUrl::parse("https://hooks.example.com/nopos").unwrap(),
+            EventFilter::parse(["*"]).unwrap(),
+            SecretSet::new(Secret::generate()),
+            now,
+        );
+        store.create_endpoint(&endpoint).await.unwrap();
+        let envelope = Envelope::new(
+            EventId::generate(now),
+            now,
+            Event::sample(&EventType::TRANSACTION_COMPLETED).unwrap(),
+        );
+        let event = SerializedEvent::from_envelope(&envelope).unwrap();
+        store.emit(&event, now).await.unwrap();
+        let mut config = DispatcherConfig::default();
+        let claim = store
+            .claim(now, 1, config.lease)
+            .await
+            .unwrap()
+            .pop()
+            .unwrap();
+        let secs = std::time::Duration::from_secs;
+        // The default minute, run down by time spent in the dispatcher's queue.
+        assert_eq!(send_wait_left(&config, &claim, now), secs(60));
+        assert_eq!(
+            send_wait_left(&config, &claim, now + Duration::seconds(45)),
+            secs(15)
+        );
+        assert_eq!(
+            send_wait_left(&config, &claim, now + Duration::seconds(60)),
+            secs(0)
+        );
+        assert_eq!(
+            send_wait_left(&config, &claim, now + Duration::minutes(4)),
+            secs(0)
+        );
+        // A zero setting still lets a fresh claim through.
+        config.max_endpoint_wait = Duration::ZERO;
+        assert_eq!(send_wait_left(&config, &claim, now), secs(1));
+    }
 
     #[tokio::test]
     async fn one_bad_row_does_not_cost_the_rest_of_its_batch() {
