@@ -271,15 +271,40 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
+/// Rounds of the paired check: odd, so the median is one of them.
+const PAIRED_ROUNDS: usize = 101;
+
+/// For each of `ops` (each times a batch of `n` operations and returns ns per operation), the
+/// median over [`PAIRED_ROUNDS`] rounds of its time divided by the mean of raw SHA-256 batches of
+/// `body` timed just before and just after it.
+fn paired_medians(body: &[u8], n: u32, ops: &mut [Box<dyn FnMut() -> f64 + '_>]) -> Vec<f64> {
+    let sha = || {
+        batch_ns(n, || {
+            black_box(Sha256::digest(black_box(body)));
+        })
+    };
+    let mut ratios = vec![Vec::with_capacity(PAIRED_ROUNDS); ops.len()];
+    for _ in 0..PAIRED_ROUNDS {
+        for (op, ratios) in ops.iter_mut().zip(&mut ratios) {
+            let before = sha();
+            let ns = op();
+            let after = sha();
+            ratios.push(ns / f64::midpoint(before, after));
+        }
+    }
+    ratios.iter_mut().map(|ratios| median(ratios)).collect()
+}
+
 /// A cross-check that other work on a shared machine cannot skew: criterion measures each
 /// benchmark for seconds, one after the other, so a neighbour's burst can slow one of them and not
 /// the raw SHA-256 it is divided by. Here each operation runs in short batches interleaved with raw
 /// SHA-256 batches of the same body; each round gives one ratio (the operation over the mean of
 /// the SHA-256 batches around it), and the median over rounds is printed.
 fn print_paired_ratios(sizes: &[(usize, &str)]) {
-    const ROUNDS: usize = 101;
     println!();
-    println!("Paired check: median over {ROUNDS} rounds of (operation ÷ raw SHA-256), timed in");
+    println!(
+        "Paired check: median over {PAIRED_ROUNDS} rounds of (operation ÷ raw SHA-256), timed in"
+    );
     println!("interleaved batches so that load from other processes hits both alike:");
     println!();
     println!(
@@ -302,11 +327,6 @@ fn print_paired_ratios(sizes: &[(usize, &str)]) {
         let their_headers = standard_header_map(&secret, OffsetDateTime::now_utc(), &body);
         // About 50 µs of hashing per SHA-256 batch.
         let n = u32::try_from((64 * 1024 / len).clamp(1, 1000)).expect("small");
-        let sha = || {
-            batch_ns(n, || {
-                black_box(Sha256::digest(black_box(&body[..])));
-            })
-        };
         let mut ops: [Box<dyn FnMut() -> f64>; 5] = [
             Box::new(|| {
                 batch_ns(n, || {
@@ -346,16 +366,7 @@ fn print_paired_ratios(sizes: &[(usize, &str)]) {
                 })
             }),
         ];
-        let mut ratios = vec![Vec::with_capacity(ROUNDS); ops.len()];
-        for _ in 0..ROUNDS {
-            for (op, ratios) in ops.iter_mut().zip(&mut ratios) {
-                let before = sha();
-                let ns = op();
-                let after = sha();
-                ratios.push(ns / f64::midpoint(before, after));
-            }
-        }
-        let medians: Vec<f64> = ratios.iter_mut().map(|ratios| median(ratios)).collect();
+        let medians = paired_medians(&body, n, &mut ops);
         let cells: Vec<String> = medians.iter().map(|m| format!("{m:.2}×")).collect();
         println!(
             "| {label} | {} | {:.1}× / {:.1}× faster |",
@@ -373,7 +384,6 @@ fn print_paired_ratios(sizes: &[(usize, &str)]) {
 /// no encoding. Our `sign_standard`, which also encodes the tag and the timestamp and checks the
 /// id, runs in the same rounds.
 fn print_standard_sign_floor() {
-    const ROUNDS: usize = 101;
     let body = body(1024);
     let secret = Secret::new(SECRET).expect("valid secret");
     let now = OffsetDateTime::from_unix_timestamp(1_731_234_600).expect("valid time");
@@ -417,21 +427,7 @@ fn print_standard_sign_floor() {
             })
         }),
     ];
-    let sha = || {
-        batch_ns(n, || {
-            black_box(Sha256::digest(black_box(&body[..])));
-        })
-    };
-    let mut ratios = vec![Vec::with_capacity(ROUNDS); ops.len()];
-    for _ in 0..ROUNDS {
-        for (op, ratios) in ops.iter_mut().zip(&mut ratios) {
-            let before = sha();
-            let ns = op();
-            let after = sha();
-            ratios.push(ns / f64::midpoint(before, after));
-        }
-    }
-    let medians: Vec<f64> = ratios.iter_mut().map(|ratios| median(ratios)).collect();
+    let medians = paired_medians(&body, n, &mut ops);
     println!();
     println!(
         "Standard Webhooks signing of 1 KiB on the required crates, paired medians to raw SHA-256: \

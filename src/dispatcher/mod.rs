@@ -602,11 +602,8 @@ mod tests {
         DeliveryStatus, Envelope, Event, EventFilter, EventId, EventType, Secret, SecretSet,
     };
 
-    #[cfg(feature = "memory")]
-    #[tokio::test]
-    async fn the_wait_before_sending_counts_from_the_claim() {
-        let store = crate::store::memory::MemoryStore::new(StoreConfig::default());
-        let now = now();
+    /// An endpoint for every event, and `count` sales emitted at `now`.
+    async fn emit_sales(store: &impl Store, now: OffsetDateTime, count: usize) {
         let endpoint = Endpoint::new(
             EndpointId::generate(now),
             crate::EndpointUrl::parse("https://hooks.example.com/nopos").unwrap(),
@@ -615,13 +612,23 @@ mod tests {
             now,
         );
         store.create_endpoint(&endpoint).await.unwrap();
-        let envelope = Envelope::new(
-            EventId::generate(now),
-            now,
-            Event::sample(&EventType::TRANSACTION_COMPLETED).unwrap(),
-        );
-        let event = SerializedEvent::from_envelope(&envelope).unwrap();
-        store.emit(&event, now).await.unwrap();
+        for _ in 0..count {
+            let envelope = Envelope::new(
+                EventId::generate(now),
+                now,
+                Event::sample(&EventType::TRANSACTION_COMPLETED).unwrap(),
+            );
+            let event = SerializedEvent::from_envelope(&envelope).unwrap();
+            store.emit(&event, now).await.unwrap();
+        }
+    }
+
+    #[cfg(feature = "memory")]
+    #[tokio::test]
+    async fn the_wait_before_sending_counts_from_the_claim() {
+        let store = crate::store::memory::MemoryStore::new(StoreConfig::default());
+        let now = now();
+        emit_sales(&store, now, 1).await;
         let mut config = DispatcherConfig::default();
         let claim = store
             .claim(now, 1, config.lease)
@@ -658,23 +665,7 @@ mod tests {
                 .unwrap(),
         );
         let now = now();
-        let endpoint = Endpoint::new(
-            EndpointId::generate(now),
-            crate::EndpointUrl::parse("https://hooks.example.com/nopos").unwrap(),
-            EventFilter::parse(["*"]).unwrap(),
-            SecretSet::new(Secret::generate()),
-            now,
-        );
-        store.create_endpoint(&endpoint).await.unwrap();
-        for _ in 0..2 {
-            let envelope = Envelope::new(
-                EventId::generate(now),
-                now,
-                Event::sample(&EventType::TRANSACTION_COMPLETED).unwrap(),
-            );
-            let event = SerializedEvent::from_envelope(&envelope).unwrap();
-            store.emit(&event, now).await.unwrap();
-        }
+        emit_sales(&*store, now, 2).await;
         let claims = store.claim(now, 10, Duration::minutes(5)).await.unwrap();
         assert_eq!(claims.len(), 2);
         // One row stops decoding while its attempt is on the wire.

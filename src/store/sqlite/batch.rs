@@ -17,7 +17,6 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use sqlx::query::Query;
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection, SqliteRow};
 use sqlx::{Arguments, AssertSqlSafe, Encode, SqlSafeStr, Type};
 use time::OffsetDateTime;
@@ -37,27 +36,11 @@ fn values_list(rows: usize, columns: usize) -> String {
     vec![tuple; rows.next_power_of_two()].join(", ")
 }
 
-/// A statement built from constant text and placeholders only: values are always bound.
-fn statement(sql: String) -> Query<'static, Sqlite, SqliteArguments> {
-    sqlx::query(AssertSqlSafe(sql).into_sql_str())
-}
-
-/// Binds `NULL`s for the padding rows of a list of `rows` rows of `columns` columns.
-fn pad(
-    mut query: Query<'static, Sqlite, SqliteArguments>,
-    rows: usize,
-    columns: usize,
-) -> Query<'static, Sqlite, SqliteArguments> {
-    for _ in 0..(rows.next_power_of_two() - rows) * columns {
-        query = query.bind(None::<String>);
-    }
-    query
-}
-
-/// Write statements sent to the connection's thread as one command, so that all of them cost one
-/// round trip. The write turn is held for every round trip of a write transaction, and while a
-/// dispatcher runs that turn is busy almost all the time: writing a batch of outcomes' states,
-/// log entries and healths together brought recording from six or seven round trips to four.
+/// Statements sent to the connection's thread as one command, so that all of them cost one
+/// round trip; built from constant text and placeholders only, values are always bound. The
+/// write turn is held for every round trip of a write transaction, and while a dispatcher runs
+/// that turn is busy almost all the time: writing a batch of outcomes' states, log entries and
+/// healths together brought recording from six or seven round trips to four.
 /// sqlx runs the statements of one text in order and binds the anonymous `?` parameters across
 /// them in order; an error stops it at the failing statement (the caller's transaction then
 /// rolls back).
@@ -112,31 +95,38 @@ impl Script {
         let query = sqlx::query_with(AssertSqlSafe(self.sql).into_sql_str(), self.args);
         Ok(query.execute(conn).await.map_err(backend)?.rows_affected())
     }
+
+    /// Runs the statements and returns the rows they read, in order.
+    async fn fetch_all(self, conn: &mut SqliteConnection) -> Result<Vec<SqliteRow>, StoreError> {
+        if self.sql.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = sqlx::query_with(AssertSqlSafe(self.sql).into_sql_str(), self.args);
+        query.fetch_all(conn).await.map_err(backend)
+    }
 }
 
 /// The rows whose `id` is one of `ids`: `SELECT {columns} FROM {table} WHERE id IN (…)`, in
-/// statements of at most [`MAX_ROWS`] ids.
+/// statements of at most [`MAX_ROWS`] ids each, sent as one command.
 pub(super) async fn rows_with_ids(
     conn: &mut SqliteConnection,
     columns: &str,
     table: &str,
     ids: &[&str],
 ) -> Result<Vec<SqliteRow>, StoreError> {
-    let mut rows = Vec::with_capacity(ids.len());
+    let mut script = Script::default();
     for chunk in ids.chunks(MAX_ROWS) {
         let list = values_list(chunk.len(), 1);
-        let sql = format!("SELECT {columns} FROM {table} WHERE id IN (VALUES {list})");
-        let mut query = statement(sql);
+        script.statement(
+            &format!("SELECT {columns} FROM {table} WHERE id IN (VALUES {list})"),
+            0,
+        );
         for id in chunk {
-            query = query.bind(id.to_string());
+            script.bind(id.to_string())?;
         }
-        let found = pad(query, chunk.len(), 1)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(backend)?;
-        rows.extend(found);
+        script.pad(chunk.len(), 1)?;
     }
-    Ok(rows)
+    script.fetch_all(conn).await
 }
 
 /// Delivery rows to rewrite, in at most two statements per [`MAX_ROWS`].

@@ -524,10 +524,7 @@ impl Store for SqliteStore {
             writes.push(before, &state, None)?;
         }
         // Written before the due rows are read: a reclaimed delivery may be due again now.
-        let mut script = Script::default();
-        log.append_to(&mut script, Conflict::Fail)?;
-        writes.append_to(&mut script)?;
-        script.run(&mut tx).await?;
+        write_settled(&mut tx, &mut log, &mut writes, &[]).await?;
 
         // `ORDER BY due_at` alone (no tie-breaker) lets SQLite walk the partial index and stop
         // after `limit` rows instead of sorting every due row. The event comes in the same
@@ -1067,7 +1064,7 @@ async fn record_as_claimed(
     let mut script = Script::default();
     writes.append_to(&mut script)?;
     log.append_to(&mut script, Conflict::Skip)?;
-    append_changed_healths(&mut script, &endpoints, &changed_health)?;
+    batch::append_healths(&mut script, &changed_healths(&endpoints, &changed_health))?;
     let expected = script.expected_rows();
     if script.run(&mut *conn).await? != expected {
         return Ok(None);
@@ -1151,45 +1148,32 @@ async fn record_batch(
             if let Some(reason) = settlement.disable {
                 endpoint.disable(now, reason);
                 let (disabled, health) = (endpoint.clone(), health.clone());
-                write_settled(
-                    &mut *conn,
-                    &mut log,
-                    &mut writes,
-                    &endpoints,
-                    &changed_health,
-                )
-                .await?;
+                let healths = changed_healths(&endpoints, &changed_health);
+                write_settled(&mut *conn, &mut log, &mut writes, &healths).await?;
                 write_endpoint(&mut *conn, &disabled, &health).await?;
                 change_deliveries(config, &mut *conn, &disabled, EndpointChange::Disabled, now)
                     .await?;
                 continue 'rounds;
             }
         }
-        write_settled(
-            &mut *conn,
-            &mut log,
-            &mut writes,
-            &endpoints,
-            &changed_health,
-        )
-        .await?;
+        let healths = changed_healths(&endpoints, &changed_health);
+        write_settled(&mut *conn, &mut log, &mut writes, &healths).await?;
     }
     Ok(results)
 }
 
-/// Writes what [`record_batch`] settled so far, in one round trip: log entries, delivery states
-/// and the healths of the endpoints in `changed_health`.
+/// Writes settled outcomes or reclaims in one round trip: log entries, delivery states and
+/// endpoint healths. Empties `log` and `writes`.
 async fn write_settled(
     conn: &mut SqliteConnection,
     log: &mut AttemptWrites,
     writes: &mut DeliveryWrites,
-    endpoints: &HashMap<EndpointId, (Endpoint, EndpointHealth)>,
-    changed_health: &[EndpointId],
+    healths: &[(&EndpointId, &EndpointHealth)],
 ) -> Result<(), StoreError> {
     let mut script = Script::default();
     log.append_to(&mut script, Conflict::Fail)?;
     writes.append_to(&mut script)?;
-    append_changed_healths(&mut script, endpoints, changed_health)?;
+    batch::append_healths(&mut script, healths)?;
     script.run(conn).await?;
     Ok(())
 }
@@ -1233,17 +1217,15 @@ async fn load_endpoints<'a>(
         .collect()
 }
 
-/// Adds the writes of the healths of the endpoints in `changed` to `script`.
-fn append_changed_healths(
-    script: &mut Script,
-    endpoints: &HashMap<EndpointId, (Endpoint, EndpointHealth)>,
-    changed: &[EndpointId],
-) -> Result<(), StoreError> {
-    let healths: Vec<(&EndpointId, &EndpointHealth)> = changed
+/// The healths of the endpoints in `changed`, to write.
+fn changed_healths<'a>(
+    endpoints: &'a HashMap<EndpointId, (Endpoint, EndpointHealth)>,
+    changed: &'a [EndpointId],
+) -> Vec<(&'a EndpointId, &'a EndpointHealth)> {
+    changed
         .iter()
         .filter_map(|id| endpoints.get(id).map(|(_, health)| (id, health)))
-        .collect();
-    batch::append_healths(script, &healths)
+        .collect()
 }
 
 /// Endpoints read during one claim, each read once and shared by its claims.
