@@ -6,8 +6,8 @@
 //! cargo bench --bench dispatch --all-features -- drain 100000 # backlog drain, peak RSS
 //! ```
 //!
-//! The dispatcher claims `CONCURRENCY * 2` deliveries at a time; `NOPOS_BENCH_BATCH=256` (say)
-//! runs it with claims of that size instead, to measure what the claim size is worth.
+//! The dispatcher's claims adapt up to its default largest claim; `NOPOS_BENCH_BATCH=64` (say)
+//! caps them at that size instead, to measure what the claim size is worth.
 //!
 //! Every variant runs at the same concurrency against the same receiver; each is measured
 //! `ROUNDS` times and the median is reported with its ratio to the floor's median. PostgreSQL runs
@@ -134,12 +134,12 @@ fn client() -> ReqwestClient {
         .unwrap()
 }
 
-/// The claim size: `CONCURRENCY * 2` unless `NOPOS_BENCH_BATCH` says otherwise.
+/// The largest claim: the default unless `NOPOS_BENCH_BATCH` says otherwise.
 fn batch_size() -> usize {
     std::env::var("NOPOS_BENCH_BATCH")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(CONCURRENCY * 2)
+        .unwrap_or(DispatcherConfig::default().batch_size)
 }
 
 fn dispatcher_config() -> DispatcherConfig {
@@ -258,8 +258,8 @@ async fn throughput() {
     let floor_median = rows[0].1;
 
     println!(
-        "\n{EVENTS} deliveries, concurrency {CONCURRENCY}, claims of {}, median of {ROUNDS} \
-         interleaved rounds",
+        "\n{EVENTS} deliveries, concurrency {CONCURRENCY}, claims of up to {}, median of \
+         {ROUNDS} interleaved rounds",
         batch_size()
     );
     println!("| variant | median time | deliveries/s | % of floor |");

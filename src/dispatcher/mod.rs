@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -28,13 +29,16 @@ use crate::{
 /// How a [`Dispatcher`] runs.
 ///
 /// # Default
-/// Claims of up to 64 deliveries, 64 attempts in flight at once, 8 per endpoint, a 5-minute lease,
+/// Claims of 64 to 256 deliveries (see [`batch_size`](DispatcherConfig::batch_size)), 64 attempts
+/// in flight at once, 8 per endpoint, a 5-minute lease,
 /// a 5-second polling backstop, 60 seconds at most from a claim to its send, and 30 seconds
 /// for in-flight attempts to finish at shutdown.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct DispatcherConfig {
-    /// Most deliveries claimed at once.
+    /// Most deliveries claimed at once. Claims start at `max_in_flight` (or this, if smaller)
+    /// and grow up to it while the attempts drain the dispatcher's queue faster than claims
+    /// refill it; they shrink again when claims wait in the queue.
     pub batch_size: usize,
     /// Most attempts in flight at once, across all endpoints.
     pub max_in_flight: usize,
@@ -58,7 +62,7 @@ pub struct DispatcherConfig {
 impl Default for DispatcherConfig {
     fn default() -> DispatcherConfig {
         DispatcherConfig {
-            batch_size: 64,
+            batch_size: 256,
             max_in_flight: 64,
             max_in_flight_per_endpoint: 8,
             lease: Duration::minutes(5),
@@ -70,7 +74,16 @@ impl Default for DispatcherConfig {
 }
 
 impl DispatcherConfig {
-    /// Sets the claim batch size (at least 1).
+    /// Sets the largest claim (at least 1).
+    ///
+    /// A SQL store's cost per delivery falls steeply with the size of its claims and batches of
+    /// outcomes, so when the store is what limits throughput (the endpoints answer faster than
+    /// claims come back), the dispatcher doubles its claim after each full claim that finds its
+    /// queue empty, up to this size. When the endpoints are what limits it (a claim comes back to
+    /// find a claim's worth still queued, or a claim had to be given back unsent), it halves
+    /// the claim again, down to `max_in_flight`. Claims held at once (queued, in flight or
+    /// waiting to be recorded) stay within `max_in_flight` plus twice the current claim size, so
+    /// claims a dispatcher has leased but cannot send soon are not kept from other dispatchers.
     #[must_use]
     pub fn batch_size(mut self, n: usize) -> DispatcherConfig {
         self.batch_size = n.max(1);
@@ -146,14 +159,51 @@ struct Shared<S, C> {
     client: C,
     config: DispatcherConfig,
     /// Claims held at once (in flight, queued or waiting to be recorded): `max_in_flight` plus two
-    /// batches, so that one full batch can be claimed while the previous one still feeds the
-    /// workers.
+    /// of the largest claims, so that one full claim can be made while the previous one still
+    /// feeds the workers. Claims smaller than the largest use part of it (see `claim_into`).
     held: Arc<Semaphore>,
     held_total: usize,
     per_endpoint: Mutex<HashMap<EndpointId, Arc<Semaphore>>>,
     /// Signalled after each recorded outcome: a retry may now be due sooner than the claimer's
     /// sleep, which was computed while the attempt was still in flight.
     recorded: Notify,
+    /// Set when a claim is given back for waiting too long to be sent: the claims are too large
+    /// for the endpoints' pace.
+    gave_back: AtomicBool,
+}
+
+/// The size of the next claim, between `max_in_flight` (or `batch_size`, if smaller) and
+/// `batch_size` (see [`DispatcherConfig::batch_size`] for the rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ClaimSize {
+    current: usize,
+    least: usize,
+    most: usize,
+}
+
+impl ClaimSize {
+    fn new(config: &DispatcherConfig) -> ClaimSize {
+        let most = config.batch_size.max(1);
+        let least = config.max_in_flight.clamp(1, most);
+        ClaimSize {
+            current: least,
+            least,
+            most,
+        }
+    }
+
+    /// Adapts to what a full claim found when it came back: `queued` claims still waiting for a
+    /// worker, and whether a claim was given back unsent since the last claim.
+    fn adapt(&mut self, queued: usize, gave_back: bool) {
+        if gave_back || queued >= self.current {
+            // The endpoints are the bottleneck: larger claims would only wait longer.
+            self.current = (self.current / 2).max(self.least);
+        } else if queued == 0 {
+            // The workers ran out of claims while this one was made: the store is the
+            // bottleneck, and its cost per delivery falls with the claim's size.
+            self.current = self.current.saturating_mul(2).min(self.most);
+        }
+    }
 }
 
 /// A claim waiting for a worker, with its place in the held count.
@@ -205,6 +255,7 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
                 config,
                 per_endpoint: Mutex::new(HashMap::new()),
                 recorded: Notify::new(),
+                gave_back: AtomicBool::new(false),
             }),
         }
     }
@@ -245,8 +296,9 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
         }
         drop(outcome_tx);
         tokio::pin!(shutdown);
+        let mut size = ClaimSize::new(&self.shared.config);
         loop {
-            let next = match self.claim_into(&queue_tx).await {
+            let next = match self.claim_into(&queue_tx, &mut size).await {
                 Ok(next) => next,
                 Err(err) => {
                     tracing::warn!(error = %err, "claiming deliveries failed; retrying");
@@ -308,24 +360,35 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
         std_duration(wait)
     }
 
-    /// Claims as many deliveries as there is room for and queues them for the workers.
-    async fn claim_into(&self, queue: &mpsc::Sender<Queued>) -> Result<Next, StoreError> {
+    /// Claims up to `size` deliveries, if there is room for them, and queues them for the
+    /// workers.
+    async fn claim_into(
+        &self,
+        queue: &mpsc::Sender<Queued>,
+        size: &mut ClaimSize,
+    ) -> Result<Next, StoreError> {
         let config = &self.shared.config;
         let free = self.shared.held.available_permits();
         // Claim whole batches when busy: waiting for a batch's worth of room costs nothing (the
         // queued batch still feeds the workers), and a SQL store's cost per delivery falls
         // steeply with the batch (rows that share pages and index pages are written once per
         // commit): SQLite claimed and recorded 32 at a time at about 80 µs per delivery, 128 at
-        // a time at about 50 µs.
-        let threshold = config.batch_size.min(self.shared.held_total).max(1);
-        if free < threshold {
+        // a time at about 50 µs. The semaphore has room for the largest claims; a smaller
+        // current size leaves the difference unused.
+        let unused = self.shared.held_total - (config.max_in_flight + 2 * size.current);
+        let room = free.saturating_sub(unused);
+        if room < size.current {
             return Ok(Next::WaitForSlot(
-                u32::try_from(threshold).unwrap_or(u32::MAX),
+                u32::try_from(unused + size.current).unwrap_or(u32::MAX),
             ));
         }
-        let want = free.min(config.batch_size);
+        let want = size.current;
         let claims = self.shared.store.claim(now(), want, config.lease).await?;
         let full = claims.len() == want;
+        if full {
+            let queued = queue.max_capacity() - queue.capacity();
+            size.adapt(queued, self.shared.gave_back.swap(false, Ordering::Relaxed));
+        }
         for claim in claims {
             let Ok(permit) = Arc::clone(&self.shared.held).try_acquire_owned() else {
                 // Cannot happen (the permits were counted above), but never drop a claim.
@@ -437,6 +500,9 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
         };
         let Some(_slot) = slot else {
             // Not sent: give it back so it is claimed again (by us or another worker).
+            if !*stop.borrow() {
+                self.shared.gave_back.store(true, Ordering::Relaxed);
+            }
             self.release(claim).await;
             return None;
         };
@@ -587,6 +653,50 @@ pub async fn send_attempt<C: HttpClient>(
             &response.body,
         ),
         Err(error) => AttemptOutcome::transport_failure(started_at, latency, error),
+    }
+}
+
+#[cfg(test)]
+mod claim_size_tests {
+    use super::{ClaimSize, DispatcherConfig};
+
+    #[test]
+    fn claims_grow_while_the_queue_runs_dry_and_shrink_when_it_backs_up() {
+        let config = DispatcherConfig::default()
+            .max_in_flight(32)
+            .batch_size(256);
+        let mut size = ClaimSize::new(&config);
+        assert_eq!(size.current, 32);
+        // The workers emptied the queue during each claim: double, up to the largest.
+        for expected in [64, 128, 256, 256] {
+            size.adapt(0, false);
+            assert_eq!(size.current, expected);
+        }
+        // Some claims left, fewer than a claim's worth: keep the size.
+        size.adapt(100, false);
+        assert_eq!(size.current, 256);
+        // A claim's worth still queued: halve.
+        size.adapt(256, false);
+        assert_eq!(size.current, 128);
+        // A claim given back unsent halves it even when the queue is empty now.
+        size.adapt(0, true);
+        assert_eq!(size.current, 64);
+        // Never below `max_in_flight`.
+        for _ in 0..3 {
+            size.adapt(1_000, true);
+        }
+        assert_eq!(size.current, 32);
+    }
+
+    #[test]
+    fn a_largest_claim_below_max_in_flight_is_the_only_size() {
+        let config = DispatcherConfig::default().max_in_flight(64).batch_size(16);
+        let mut size = ClaimSize::new(&config);
+        assert_eq!(size.current, 16);
+        size.adapt(0, false);
+        assert_eq!(size.current, 16);
+        size.adapt(100, true);
+        assert_eq!(size.current, 16);
     }
 }
 
