@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -170,6 +170,8 @@ struct Shared<S, C> {
     /// Set when a claim is given back for waiting too long to be sent: the claims are too large
     /// for the endpoints' pace.
     gave_back: AtomicBool,
+    /// Workers waiting for a claim: sends are outpacing claims.
+    idle_workers: AtomicUsize,
 }
 
 /// The size of the next claim, between `max_in_flight` (or `batch_size`, if smaller) and
@@ -192,15 +194,30 @@ impl ClaimSize {
         }
     }
 
+    /// Whether a claim of the current size fits in the held count, with `free` of `held_total`
+    /// places free: the claim's size, or how many places must be free before it fits. The
+    /// held count has room for `max_in_flight` plus two of the largest claims; a smaller
+    /// current size leaves the difference unused, so that fewer claims wait in the queue.
+    fn fits(&self, held_total: usize, free: usize, max_in_flight: usize) -> Result<usize, usize> {
+        let unused = held_total.saturating_sub(max_in_flight + 2 * self.current);
+        if free.saturating_sub(unused) >= self.current {
+            Ok(self.current)
+        } else {
+            Err(unused + self.current)
+        }
+    }
+
     /// Adapts to what a full claim found when it came back: `queued` claims still waiting for a
-    /// worker, and whether a claim was given back unsent since the last claim.
-    fn adapt(&mut self, queued: usize, gave_back: bool) {
+    /// worker, `idle_workers` waiting for a claim, and whether a claim was given back unsent
+    /// since the last claim.
+    fn adapt(&mut self, queued: usize, idle_workers: usize, gave_back: bool) {
         if gave_back || queued >= self.current {
             // The endpoints are the bottleneck: larger claims would only wait longer.
             self.current = (self.current / 2).max(self.least);
-        } else if queued == 0 {
+        } else if queued == 0 && idle_workers > 0 {
             // The workers ran out of claims while this one was made: the store is the
-            // bottleneck, and its cost per delivery falls with the claim's size.
+            // bottleneck, and its cost per delivery falls with the claim's size. (An empty
+            // queue alone says nothing: every worker may be busy with a slow endpoint.)
             self.current = self.current.saturating_mul(2).min(self.most);
         }
     }
@@ -256,6 +273,7 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
                 per_endpoint: Mutex::new(HashMap::new()),
                 recorded: Notify::new(),
                 gave_back: AtomicBool::new(false),
+                idle_workers: AtomicUsize::new(0),
             }),
         }
     }
@@ -373,21 +391,24 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
         // queued batch still feeds the workers), and a SQL store's cost per delivery falls
         // steeply with the batch (rows that share pages and index pages are written once per
         // commit): SQLite claimed and recorded 32 at a time at about 80 µs per delivery, 128 at
-        // a time at about 50 µs. The semaphore has room for the largest claims; a smaller
-        // current size leaves the difference unused.
-        let unused = self.shared.held_total - (config.max_in_flight + 2 * size.current);
-        let room = free.saturating_sub(unused);
-        if room < size.current {
-            return Ok(Next::WaitForSlot(
-                u32::try_from(unused + size.current).unwrap_or(u32::MAX),
-            ));
-        }
-        let want = size.current;
+        // a time at about 50 µs.
+        let want = match size.fits(self.shared.held_total, free, config.max_in_flight) {
+            Ok(want) => want,
+            Err(wait_for) => {
+                return Ok(Next::WaitForSlot(
+                    u32::try_from(wait_for).unwrap_or(u32::MAX),
+                ));
+            }
+        };
         let claims = self.shared.store.claim(now(), want, config.lease).await?;
         let full = claims.len() == want;
         if full {
             let queued = queue.max_capacity() - queue.capacity();
-            size.adapt(queued, self.shared.gave_back.swap(false, Ordering::Relaxed));
+            size.adapt(
+                queued,
+                self.shared.idle_workers.load(Ordering::Relaxed),
+                self.shared.gave_back.swap(false, Ordering::Relaxed),
+            );
         }
         for claim in claims {
             let Ok(permit) = Arc::clone(&self.shared.held).try_acquire_owned() else {
@@ -409,7 +430,9 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
         stop: watch::Receiver<bool>,
     ) {
         loop {
+            self.shared.idle_workers.fetch_add(1, Ordering::Relaxed);
             let next = queue.lock().await.recv().await;
+            self.shared.idle_workers.fetch_sub(1, Ordering::Relaxed);
             let Some((claim, permit)) = next else {
                 return;
             };
@@ -667,25 +690,48 @@ mod claim_size_tests {
             .batch_size(256);
         let mut size = ClaimSize::new(&config);
         assert_eq!(size.current, 32);
-        // The workers emptied the queue during each claim: double, up to the largest.
+        // An empty queue with every worker busy (slow endpoints): keep the size.
+        size.adapt(0, 0, false);
+        assert_eq!(size.current, 32);
+        // The workers emptied the queue and waited during each claim: double, up to the largest.
         for expected in [64, 128, 256, 256] {
-            size.adapt(0, false);
+            size.adapt(0, 3, false);
             assert_eq!(size.current, expected);
         }
         // Some claims left, fewer than a claim's worth: keep the size.
-        size.adapt(100, false);
+        size.adapt(100, 0, false);
         assert_eq!(size.current, 256);
         // A claim's worth still queued: halve.
-        size.adapt(256, false);
+        size.adapt(256, 0, false);
         assert_eq!(size.current, 128);
-        // A claim given back unsent halves it even when the queue is empty now.
-        size.adapt(0, true);
+        // A claim given back unsent halves it even when workers wait on an empty queue now.
+        size.adapt(0, 32, true);
         assert_eq!(size.current, 64);
         // Never below `max_in_flight`.
         for _ in 0..3 {
-            size.adapt(1_000, true);
+            size.adapt(1_000, 0, true);
         }
         assert_eq!(size.current, 32);
+    }
+
+    #[test]
+    fn the_held_count_follows_the_current_size() {
+        let config = DispatcherConfig::default()
+            .max_in_flight(32)
+            .batch_size(256);
+        let mut size = ClaimSize::new(&config);
+        // 32 in flight plus two claims of 256 at most.
+        let total = 32 + 2 * 256;
+        // At 32, only 32 + 2 * 32 = 96 may be held: 448 places stay unused.
+        assert_eq!(size.fits(total, total, 32), Ok(32));
+        assert_eq!(size.fits(total, total - 64, 32), Ok(32));
+        assert_eq!(size.fits(total, total - 65, 32), Err(448 + 32));
+        size.adapt(0, 1, false);
+        size.adapt(0, 1, false);
+        size.adapt(0, 1, false);
+        assert_eq!(size.current, 256);
+        assert_eq!(size.fits(total, 256, 32), Ok(256));
+        assert_eq!(size.fits(total, 255, 32), Err(256));
     }
 
     #[test]
@@ -693,9 +739,9 @@ mod claim_size_tests {
         let config = DispatcherConfig::default().max_in_flight(64).batch_size(16);
         let mut size = ClaimSize::new(&config);
         assert_eq!(size.current, 16);
-        size.adapt(0, false);
+        size.adapt(0, 64, false);
         assert_eq!(size.current, 16);
-        size.adapt(100, true);
+        size.adapt(100, 0, true);
         assert_eq!(size.current, 16);
     }
 }
