@@ -81,9 +81,9 @@ impl DispatcherConfig {
     /// claims come back), the dispatcher doubles its claim after each full claim that finds its
     /// queue empty, up to this size. When the endpoints are what limits it (a claim comes back to
     /// find a claim's worth still queued, or a claim had to be given back unsent), it halves
-    /// the claim again, down to `max_in_flight`. Claims held at once (queued, in flight or
-    /// waiting to be recorded) stay within `max_in_flight` plus twice the current claim size, so
-    /// claims a dispatcher has leased but cannot send soon are not kept from other dispatchers.
+    /// the claim again, down to `max_in_flight`. Claims queued or in flight stay within
+    /// `max_in_flight` plus twice the current claim size, so claims a dispatcher has leased but
+    /// cannot send soon are not kept from other dispatchers.
     #[must_use]
     pub fn batch_size(mut self, n: usize) -> DispatcherConfig {
         self.batch_size = n.max(1);
@@ -158,11 +158,16 @@ struct Shared<S, C> {
     store: Arc<S>,
     client: C,
     config: DispatcherConfig,
-    /// Claims held at once (in flight, queued or waiting to be recorded): `max_in_flight` plus two
-    /// of the largest claims, so that one full claim can be made while the previous one still
-    /// feeds the workers. Claims smaller than the largest use part of it (see `claim_into`).
+    /// Claims queued or in flight: `max_in_flight` plus two of the largest claims, so that one
+    /// full claim can be made while the previous one still feeds the workers. Claims smaller
+    /// than the largest use part of it (see `claim_into`).
     held: Arc<Semaphore>,
     held_total: usize,
+    /// Outcomes waiting to be recorded, as many as `held`. They have a count of their own: in
+    /// `held`, a batch being recorded kept the next claim waiting, and the store sat idle between
+    /// recording a batch and claiming the next. When the store cannot record (an outage), this
+    /// fills up, the workers stop taking claims, and so the claimer stops too.
+    unrecorded: Arc<Semaphore>,
     per_endpoint: Mutex<HashMap<EndpointId, Arc<Semaphore>>>,
     /// Signalled after each recorded outcome: a retry may now be due sooner than the claimer's
     /// sleep, which was computed while the attempt was still in flight.
@@ -225,7 +230,7 @@ impl ClaimSize {
 
 /// A claim waiting for a worker, with its place in the held count.
 type Queued = (Claim, OwnedSemaphorePermit);
-/// A sent attempt waiting to be recorded, still holding its place.
+/// A sent attempt waiting to be recorded, with its place in the unrecorded count.
 type Sent = (Claim, AttemptOutcome, OwnedSemaphorePermit);
 
 /// Most outcomes written in one `record_attempts` call.
@@ -269,6 +274,7 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
                 client,
                 held: Arc::new(Semaphore::new(config.max_in_flight + 2 * config.batch_size)),
                 held_total: config.max_in_flight + 2 * config.batch_size,
+                unrecorded: Arc::new(Semaphore::new(config.max_in_flight + 2 * config.batch_size)),
                 config,
                 per_endpoint: Mutex::new(HashMap::new()),
                 recorded: Notify::new(),
@@ -448,9 +454,17 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
                 attempt = claim.attempt.attempt,
             );
             if let Some(outcome) = self.attempt(&claim, stop.clone()).instrument(span).await {
-                // The permit travels with the outcome: the claim is held until it is recorded.
-                let _ = outcomes.send((claim, outcome, permit));
+                // The claim's place in the held count is given up only once the outcome has one
+                // among those waiting to be recorded: while the store cannot record, the workers
+                // wait here instead of taking more claims.
+                if let Ok(recording) = Arc::clone(&self.shared.unrecorded).acquire_owned().await {
+                    let _ = outcomes.send((claim, outcome, recording));
+                } else {
+                    // Never closed; were it, the lease's expiry would settle the attempt.
+                    tracing::error!("outcome not recorded: the dispatcher is shutting down");
+                }
             }
+            drop(permit);
         }
     }
 
@@ -468,7 +482,7 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
                 }
             }
             self.record(&batch).await;
-            // Releases the batch's places in the held count.
+            // Releases the batch's places in the unrecorded count.
             batch.clear();
             self.shared.recorded.notify_one();
         }
@@ -548,7 +562,8 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
         // A store outage (a database failover takes seconds to minutes) must not cost the
         // outcomes: given up, each attempt would be settled as lost when its lease ran out, and
         // sent again. So a database error is retried while every claim in the batch is still
-        // leased; meanwhile the held claims stop the claimer, so nothing new goes out. Past a
+        // leased; meanwhile the outcomes waiting to be recorded fill their count and stop the
+        // workers, and then the claimer, so nothing new goes out. Past a
         // lease, another dispatcher may take the delivery over, and the store would refuse the
         // outcome anyway.
         let lease_ends = batch.iter().map(|(claim, _, _)| claim.lease_until).min();
