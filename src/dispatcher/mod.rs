@@ -321,7 +321,7 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
         drop(outcome_tx);
         tokio::pin!(shutdown);
         let mut size = ClaimSize::new(&self.shared.config);
-        loop {
+        'claiming: loop {
             let next = match self.claim_into(&queue_tx, &mut size).await {
                 Ok(next) => next,
                 Err(err) => {
@@ -337,15 +337,21 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
                         permits = self.shared.held.acquire_many(n) => drop(permits),
                     }
                 }
-                Next::Sleep => {
+                Next::Sleep => loop {
                     let sleep_for = self.next_deadline().await;
-                    tokio::select! {
-                        () = &mut shutdown => break,
-                        () = self.shared.store.wait_for_work() => {}
-                        () = self.shared.recorded.notified() => {}
-                        () = tokio::time::sleep(sleep_for) => {}
+                    if sleep_for.is_zero() {
+                        break;
                     }
-                }
+                    tokio::select! {
+                        () = &mut shutdown => break 'claiming,
+                        () = self.shared.store.wait_for_work() => break,
+                        // A recorded outcome may have scheduled a retry sooner than the sleep:
+                        // look again, with a read. Claiming instead took a write (SQLite's one
+                        // write lock) per batch of outcomes, nearly always for nothing.
+                        () = self.shared.recorded.notified() => {}
+                        () = tokio::time::sleep(sleep_for) => break,
+                    }
+                },
             }
         }
         // Workers give back queued claims instead of sending them, then stop when the queue is
