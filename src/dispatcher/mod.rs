@@ -74,12 +74,12 @@ impl Default for DispatcherConfig {
 }
 
 impl DispatcherConfig {
-    /// Sets the largest claim (at least 1).
+    /// Sets the largest claim (at least 1; above 2²⁰, 2²⁰).
     ///
     /// A SQL store's cost per delivery falls steeply with the size of its claims and batches of
     /// outcomes, so when the store is what limits throughput (the endpoints answer faster than
     /// claims come back), the dispatcher doubles its claim after each full claim that finds its
-    /// queue empty, up to this size. When the endpoints are what limits it (a claim comes back to
+    /// queue empty and workers waiting for work, up to this size. When the endpoints are what limits it (a claim comes back to
     /// find a claim's worth still queued, or a claim had to be given back unsent), it halves
     /// the claim again, down to `max_in_flight`. Claims queued or in flight stay within
     /// `max_in_flight` plus twice the current claim size, so claims a dispatcher has leased but
@@ -189,8 +189,12 @@ struct ClaimSize {
 }
 
 impl ClaimSize {
+    /// The largest claim whatever the setting: a million deliveries is far past any use, and
+    /// the counts derived from the size stay well within what a semaphore holds.
+    const MOST: usize = 1 << 20;
+
     fn new(config: &DispatcherConfig) -> ClaimSize {
-        let most = config.batch_size.max(1);
+        let most = config.batch_size.clamp(1, ClaimSize::MOST);
         let least = config.max_in_flight.clamp(1, most);
         ClaimSize {
             current: least,
@@ -204,7 +208,8 @@ impl ClaimSize {
     /// held count has room for `max_in_flight` plus two of the largest claims; a smaller
     /// current size leaves the difference unused, so that fewer claims wait in the queue.
     fn fits(&self, held_total: usize, free: usize, max_in_flight: usize) -> Result<usize, usize> {
-        let unused = held_total.saturating_sub(max_in_flight + 2 * self.current);
+        let unused =
+            held_total.saturating_sub(max_in_flight.saturating_add(self.current.saturating_mul(2)));
         if free.saturating_sub(unused) >= self.current {
             Ok(self.current)
         } else {
@@ -268,13 +273,18 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
 
     /// A dispatcher with `config`.
     pub fn with_config(store: Arc<S>, client: C, config: DispatcherConfig) -> Dispatcher<S, C> {
+        // Saturating, and within what a semaphore counts: a huge setting must not panic.
+        let held_total = config
+            .max_in_flight
+            .saturating_add(ClaimSize::new(&config).most * 2)
+            .min(Semaphore::MAX_PERMITS);
         Dispatcher {
             shared: Arc::new(Shared {
                 store,
                 client,
-                held: Arc::new(Semaphore::new(config.max_in_flight + 2 * config.batch_size)),
-                held_total: config.max_in_flight + 2 * config.batch_size,
-                unrecorded: Arc::new(Semaphore::new(config.max_in_flight + 2 * config.batch_size)),
+                held: Arc::new(Semaphore::new(held_total)),
+                held_total,
+                unrecorded: Arc::new(Semaphore::new(held_total)),
                 config,
                 per_endpoint: Mutex::new(HashMap::new()),
                 recorded: Notify::new(),
@@ -569,9 +579,8 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
         // outcomes: given up, each attempt would be settled as lost when its lease ran out, and
         // sent again. So a database error is retried while every claim in the batch is still
         // leased; meanwhile the outcomes waiting to be recorded fill their count and stop the
-        // workers, and then the claimer, so nothing new goes out. Past a
-        // lease, another dispatcher may take the delivery over, and the store would refuse the
-        // outcome anyway.
+        // workers, and then the claimer, so nothing new goes out. Past a lease, another
+        // dispatcher may take the delivery over, and the store would refuse the outcome anyway.
         let lease_ends = batch.iter().map(|(claim, _, _)| claim.lease_until).min();
         let mut pause = RECORD_RETRY_FIRST_PAUSE;
         loop {
@@ -753,6 +762,16 @@ mod claim_size_tests {
         assert_eq!(size.current, 256);
         assert_eq!(size.fits(total, 256, 32), Ok(256));
         assert_eq!(size.fits(total, 255, 32), Err(256));
+    }
+
+    #[test]
+    fn a_huge_largest_claim_is_capped() {
+        let config = DispatcherConfig::default().batch_size(usize::MAX);
+        let size = ClaimSize::new(&config);
+        assert_eq!((size.least, size.most), (64, 1 << 20));
+        // The held count it implies fits a semaphore, with room to spare.
+        let total = config.max_in_flight + 2 * size.most;
+        assert_eq!(size.fits(total, total, config.max_in_flight), Ok(64));
     }
 
     #[test]
