@@ -388,3 +388,46 @@ async fn private_targets_are_refused_unless_dangerously_allowed() {
         "nothing reached the receiver by default"
     );
 }
+
+/// Claims start at `max_in_flight` and grow only while workers wait for work: against an endpoint
+/// that does not answer yet, a dispatcher whose largest claim is 256 leases a few claims' worth,
+/// not 2 × 256.
+#[tokio::test]
+async fn claims_stay_small_while_the_endpoint_is_slow() {
+    let store = store(RetrySchedule::default());
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let mut receiver = TestReceiver::start_with_gate(gate).await;
+    register(&store, &receiver.url()).await;
+    for _ in 0..600 {
+        emit(&store, &EventType::TRANSACTION_COMPLETED).await;
+    }
+    let config = DispatcherConfig::default()
+        .max_in_flight(8)
+        .max_in_flight_per_endpoint(8)
+        .batch_size(256);
+    let (stop_tx, handle) = start(&store, client(StdDuration::from_secs(30)), config);
+    for _ in 0..8 {
+        receiver.next().await;
+    }
+    // Every worker is now held by the endpoint. At most: claims of 8 (all workers idle at the
+    // start, so it doubles), then 16, then 16 (a claim's worth still queued: it halves), after
+    // which 8 + 2 × 16 leases fill the held count. Fixed claims of 256 would lease 256 at once.
+    // (Checked once, with no wait for the claimer to settle; the unit tests of the rule in
+    // `dispatcher` cover the sizes that follow.)
+    let leased = store
+        .list_deliveries(
+            &DeliveryQuery::default()
+                .status(DeliveryStatus::InFlight)
+                .limit(1_000),
+        )
+        .await
+        .unwrap()
+        .len();
+    assert!((8..=40).contains(&leased), "{leased} leased");
+    // Once the endpoint answers, everything arrives.
+    let _ = open.send(true);
+    for _ in 8..600 {
+        receiver.next().await;
+    }
+    stop(stop_tx, handle).await;
+}
