@@ -78,12 +78,13 @@ impl DispatcherConfig {
     ///
     /// A SQL store's cost per delivery falls steeply with the size of its claims and batches of
     /// outcomes, so when the store is what limits throughput (the endpoints answer faster than
-    /// claims come back), the dispatcher doubles its claim after each full claim that finds its
-    /// queue empty and workers waiting for work, up to this size. When the endpoints are what limits it (a claim comes back to
-    /// find a claim's worth still queued, or a claim had to be given back unsent), it halves
-    /// the claim again, down to `max_in_flight`. Claims queued or in flight stay within
-    /// `max_in_flight` plus twice the current claim size, so claims a dispatcher has leased but
-    /// cannot send soon are not kept from other dispatchers.
+    /// claims come back), the dispatcher doubles its claim after each full claim that follows
+    /// another and finds its queue empty and workers waiting for work, up to this size. When the
+    /// endpoints are what limits it (a claim comes back to find a claim's worth still queued, or
+    /// a claim had to be given back unsent), it halves the claim again, down to `max_in_flight`.
+    /// Claims queued or in flight stay within `max_in_flight` plus twice the current claim size,
+    /// so claims a dispatcher has leased but cannot send soon are not kept from other
+    /// dispatchers: with slow endpoints, no more than fixed claims of `max_in_flight` would.
     #[must_use]
     pub fn batch_size(mut self, n: usize) -> DispatcherConfig {
         self.batch_size = n.max(1);
@@ -186,6 +187,8 @@ struct ClaimSize {
     current: usize,
     least: usize,
     most: usize,
+    /// The last claim was full: the dispatcher is working through a backlog.
+    backlog: bool,
 }
 
 impl ClaimSize {
@@ -200,6 +203,7 @@ impl ClaimSize {
             current: least,
             least,
             most,
+            backlog: false,
         }
     }
 
@@ -217,17 +221,22 @@ impl ClaimSize {
         }
     }
 
-    /// Adapts to what a full claim found when it came back: `queued` claims still waiting for a
-    /// worker, `idle_workers` waiting for a claim, and whether a claim was given back unsent
-    /// since the last claim.
-    fn adapt(&mut self, queued: usize, idle_workers: usize, gave_back: bool) {
+    /// Adapts to what a claim found when it came back: whether it was `full`, `queued` claims
+    /// still waiting for a worker, `idle_workers` waiting for a claim, and whether a claim was
+    /// given back unsent since the last full claim. Only full claims change the size.
+    fn adapt(&mut self, full: bool, queued: usize, idle_workers: usize, gave_back: bool) {
+        let backlog = std::mem::replace(&mut self.backlog, full);
+        if !full {
+            return;
+        }
         if gave_back || queued >= self.current {
             // The endpoints are the bottleneck: larger claims would only wait longer.
             self.current = (self.current / 2).max(self.least);
-        } else if queued == 0 && idle_workers > 0 {
+        } else if backlog && queued == 0 && idle_workers > 0 {
             // The workers ran out of claims while this one was made: the store is the
-            // bottleneck, and its cost per delivery falls with the claim's size. (An empty
-            // queue alone says nothing: every worker may be busy with a slow endpoint.)
+            // bottleneck, and its cost per delivery falls with the claim's size. An empty queue
+            // alone says nothing (every worker may be busy with a slow endpoint), and neither
+            // does the first full claim after a quiet spell, which idle workers always await.
             self.current = self.current.saturating_mul(2).min(self.most);
         }
     }
@@ -424,14 +433,14 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
         };
         let claims = self.shared.store.claim(now(), want, config.lease).await?;
         let full = claims.len() == want;
-        if full {
-            let queued = queue.max_capacity() - queue.capacity();
-            size.adapt(
-                queued,
-                self.shared.idle_workers.load(Ordering::Relaxed),
-                self.shared.gave_back.swap(false, Ordering::Relaxed),
-            );
-        }
+        // The give-back signal waits for a full claim: only those change the size.
+        let gave_back = full && self.shared.gave_back.swap(false, Ordering::Relaxed);
+        size.adapt(
+            full,
+            queue.max_capacity() - queue.capacity(),
+            self.shared.idle_workers.load(Ordering::Relaxed),
+            gave_back,
+        );
         for claim in claims {
             let Ok(permit) = Arc::clone(&self.shared.held).try_acquire_owned() else {
                 // Cannot happen (the permits were counted above), but never drop a claim.
@@ -720,28 +729,40 @@ mod claim_size_tests {
             .batch_size(256);
         let mut size = ClaimSize::new(&config);
         assert_eq!(size.current, 32);
+        // The first full claim after a quiet spell finds idle workers whatever the endpoints'
+        // pace: keep the size.
+        size.adapt(true, 0, 32, false);
+        assert_eq!(size.current, 32);
         // An empty queue with every worker busy (slow endpoints): keep the size.
-        size.adapt(0, 0, false);
+        size.adapt(true, 0, 0, false);
         assert_eq!(size.current, 32);
         // The workers emptied the queue and waited during each claim: double, up to the largest.
         for expected in [64, 128, 256, 256] {
-            size.adapt(0, 3, false);
+            size.adapt(true, 0, 3, false);
             assert_eq!(size.current, expected);
         }
         // Some claims left, fewer than a claim's worth: keep the size.
-        size.adapt(100, 0, false);
+        size.adapt(true, 100, 0, false);
         assert_eq!(size.current, 256);
         // A claim's worth still queued: halve.
-        size.adapt(256, 0, false);
+        size.adapt(true, 256, 0, false);
         assert_eq!(size.current, 128);
         // A claim given back unsent halves it even when workers wait on an empty queue now.
-        size.adapt(0, 32, true);
+        size.adapt(true, 0, 32, true);
         assert_eq!(size.current, 64);
         // Never below `max_in_flight`.
         for _ in 0..3 {
-            size.adapt(1_000, 0, true);
+            size.adapt(true, 1_000, 0, true);
         }
         assert_eq!(size.current, 32);
+        // A claim that is not full changes nothing but ends the backlog: the next full claim
+        // keeps the size, the one after grows it.
+        size.adapt(false, 0, 32, false);
+        assert_eq!(size.current, 32);
+        size.adapt(true, 0, 32, false);
+        assert_eq!(size.current, 32);
+        size.adapt(true, 0, 32, false);
+        assert_eq!(size.current, 64);
     }
 
     #[test]
@@ -756,9 +777,9 @@ mod claim_size_tests {
         assert_eq!(size.fits(total, total, 32), Ok(32));
         assert_eq!(size.fits(total, total - 64, 32), Ok(32));
         assert_eq!(size.fits(total, total - 65, 32), Err(448 + 32));
-        size.adapt(0, 1, false);
-        size.adapt(0, 1, false);
-        size.adapt(0, 1, false);
+        for _ in 0..4 {
+            size.adapt(true, 0, 1, false);
+        }
         assert_eq!(size.current, 256);
         assert_eq!(size.fits(total, 256, 32), Ok(256));
         assert_eq!(size.fits(total, 255, 32), Err(256));
@@ -779,9 +800,10 @@ mod claim_size_tests {
         let config = DispatcherConfig::default().max_in_flight(64).batch_size(16);
         let mut size = ClaimSize::new(&config);
         assert_eq!(size.current, 16);
-        size.adapt(0, 64, false);
+        size.adapt(true, 0, 64, false);
+        size.adapt(true, 0, 64, false);
         assert_eq!(size.current, 16);
-        size.adapt(100, 0, true);
+        size.adapt(true, 100, 0, true);
         assert_eq!(size.current, 16);
     }
 }
