@@ -85,6 +85,7 @@ impl DispatcherConfig {
     /// Claims queued or in flight stay within `max_in_flight` plus twice the current claim size,
     /// so claims a dispatcher has leased but cannot send soon are not kept from other
     /// dispatchers: with slow endpoints, no more than fixed claims of `max_in_flight` would.
+    /// Each change of size is logged at `debug` level (`claim size changed`).
     #[must_use]
     pub fn batch_size(mut self, n: usize) -> DispatcherConfig {
         self.batch_size = n.max(1);
@@ -435,12 +436,21 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
         let full = claims.len() == want;
         // The give-back signal waits for a full claim: only those change the size.
         let gave_back = full && self.shared.gave_back.swap(false, Ordering::Relaxed);
+        let before = size.current;
         size.adapt(
             full,
             queue.max_capacity() - queue.capacity(),
             self.shared.idle_workers.load(Ordering::Relaxed),
             gave_back,
         );
+        if size.current != before {
+            tracing::debug!(
+                from = before,
+                to = size.current,
+                gave_back,
+                "claim size changed"
+            );
+        }
         for claim in claims {
             let Ok(permit) = Arc::clone(&self.shared.held).try_acquire_owned() else {
                 // Cannot happen (the permits were counted above), but never drop a claim.
