@@ -250,11 +250,11 @@ type Sent = (Claim, AttemptOutcome, OwnedSemaphorePermit);
 
 /// Most outcomes written in one `record_attempts` call.
 const MAX_RECORD_BATCH: usize = 256;
-/// The pause after a failed `record_attempts` call, doubled after each further failure up to
-/// [`RECORD_RETRY_MAX_PAUSE`].
-const RECORD_RETRY_FIRST_PAUSE: Duration = Duration::milliseconds(50);
-/// The longest pause between tries to record a batch of outcomes.
-const RECORD_RETRY_MAX_PAUSE: Duration = Duration::seconds(5);
+/// The pause after a failed claim or `record_attempts` call, doubled after each further failure
+/// in a row up to [`RETRY_MAX_PAUSE`].
+const RETRY_FIRST_PAUSE: Duration = Duration::milliseconds(50);
+/// The longest pause between tries to claim, or to record a batch of outcomes.
+const RETRY_MAX_PAUSE: Duration = Duration::seconds(5);
 
 /// What the claiming loop should do next.
 enum Next {
@@ -262,6 +262,8 @@ enum Next {
     ClaimAgain,
     /// Everything due is claimed: sleep until the next due time or new work.
     Sleep,
+    /// The claim failed: pause before the next.
+    Retry,
     /// Too few claims may be held to be worth claiming: wait until this many are free (sleeping
     /// on the due time here would spin, since the backlog is already due).
     WaitForSlot(u32),
@@ -314,12 +316,14 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
     ///
     /// One task claims in batches and keeps a short queue of claims ready; `max_in_flight` worker
     /// tasks take claims from it and send them; one more records their outcomes in batches.
-    /// Store errors are logged and retried after a pause; the loop does not exit on them. A batch
-    /// of outcomes the database fails to take ([`StoreError::Backend`]) is tried again, with
-    /// pauses growing from 50 ms to 5 s, for as long as its claims' leases last, so a database
-    /// failover costs neither the outcomes nor second sends; after any other error, each outcome
-    /// of the batch is tried alone, so that one bad row does not cost the others. At shutdown, the outcomes of the last attempts get the grace period again
-    /// to be recorded; any still unrecorded are left to their leases.
+    /// Store errors are logged and retried after a pause; the loop does not exit on them. A
+    /// failed claim is tried again after a pause that grows from 50 ms to 5 s while claims keep
+    /// failing. A batch of outcomes the database fails to take ([`StoreError::Backend`]) is tried
+    /// again, with pauses growing the same way, for as long as its claims' leases last, so a
+    /// database failover costs neither the outcomes nor second sends; after any other error, each
+    /// outcome of the batch is tried alone, so that one bad row does not cost the others. At
+    /// shutdown, the outcomes of the last attempts get the grace period again to be recorded; any
+    /// still unrecorded are left to their leases.
     ///
     /// # Errors
     /// None today; the `Result` leaves room for unrecoverable errors.
@@ -341,16 +345,30 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
         drop(outcome_tx);
         tokio::pin!(shutdown);
         let mut size = ClaimSize::new(&self.shared.config);
+        let mut retry_pause = RETRY_FIRST_PAUSE;
         'claiming: loop {
             let next = match self.claim_into(&queue_tx, &mut size).await {
-                Ok(next) => next,
+                Ok(next) => {
+                    retry_pause = RETRY_FIRST_PAUSE;
+                    next
+                }
                 Err(err) => {
-                    tracing::warn!(error = %err, "claiming deliveries failed; retrying");
-                    Next::Sleep
+                    tracing::warn!(error = %err, retry_in = ?retry_pause, "claiming deliveries failed");
+                    Next::Retry
                 }
             };
             match next {
                 Next::ClaimAgain => {}
+                // Sleeping until the next due time would not do: with deliveries due, a claim
+                // that fails every time (a row that no longer decodes, say) was retried at once,
+                // in a loop.
+                Next::Retry => {
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = tokio::time::sleep(std_duration(retry_pause)) => {}
+                    }
+                    retry_pause = retry_pause.saturating_mul(2).min(RETRY_MAX_PAUSE);
+                }
                 Next::WaitForSlot(n) => {
                     tokio::select! {
                         () = &mut shutdown => break,
@@ -359,17 +377,17 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
                 }
                 Next::Sleep => loop {
                     let sleep_for = self.next_deadline().await;
-                    if sleep_for.is_zero() {
-                        break;
-                    }
+                    // Shutdown first: with something due that the claims do not take (rows
+                    // another dispatcher holds, say), the sleep is zero every time round.
                     tokio::select! {
+                        biased;
                         () = &mut shutdown => break 'claiming,
+                        () = tokio::time::sleep(sleep_for) => break,
                         () = self.shared.store.wait_for_work() => break,
                         // A recorded outcome may have scheduled a retry sooner than the sleep:
                         // look again, with a read. Claiming instead took a write (SQLite's one
                         // write lock) per batch of outcomes, nearly always for nothing.
                         () = self.shared.recorded.notified() => {}
-                        () = tokio::time::sleep(sleep_for) => break,
                     }
                 },
             }
@@ -601,7 +619,7 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
         // workers, and then the claimer, so nothing new goes out. Past a lease, another
         // dispatcher may take the delivery over, and the store would refuse the outcome anyway.
         let lease_ends = batch.iter().map(|(claim, _, _)| claim.lease_until).min();
-        let mut pause = RECORD_RETRY_FIRST_PAUSE;
+        let mut pause = RETRY_FIRST_PAUSE;
         loop {
             let err = match self.shared.store.record_attempts(&items, now()).await {
                 Ok(results) => {
@@ -619,7 +637,7 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
                         "recording outcomes failed"
                     );
                     tokio::time::sleep(std_duration(pause)).await;
-                    pause = pause.saturating_mul(2).min(RECORD_RETRY_MAX_PAUSE);
+                    pause = pause.saturating_mul(2).min(RETRY_MAX_PAUSE);
                     continue;
                 }
                 tracing::error!(
@@ -820,6 +838,8 @@ mod claim_size_tests {
 
 #[cfg(all(test, feature = "sqlite", feature = "reqwest"))]
 mod tests {
+    use std::fmt;
+
     use http::{HeaderMap, StatusCode};
 
     use super::*;
@@ -882,6 +902,114 @@ mod tests {
         // A zero setting still lets a fresh claim through.
         config.max_endpoint_wait = Duration::ZERO;
         assert_eq!(send_wait_left(&config, &claim, now), secs(1));
+    }
+
+    /// Counts the warnings that a claim failed.
+    struct ClaimFailures {
+        count: AtomicUsize,
+        reached: Notify,
+    }
+
+    impl tracing::Subscriber for ClaimFailures {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            struct Message(String);
+            impl tracing::field::Visit for Message {
+                fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+                    if field.name() == "message" {
+                        self.0 = format!("{value:?}");
+                    }
+                }
+            }
+            let mut message = Message(String::new());
+            event.record(&mut message);
+            if message.0 == "claiming deliveries failed" {
+                self.count.fetch_add(1, Ordering::SeqCst);
+                self.reached.notify_one();
+            }
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    #[tokio::test]
+    async fn a_claim_that_keeps_failing_is_retried_after_growing_pauses() {
+        let failures = Arc::new(ClaimFailures {
+            count: AtomicUsize::new(0),
+            reached: Notify::new(),
+        });
+        let _log = tracing::subscriber::set_default(Arc::clone(&failures));
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            SqliteStore::open(dir.path().join("claim.db"), StoreConfig::default())
+                .await
+                .unwrap(),
+        );
+        let now = now();
+        emit_sales(&*store, now, 1).await;
+        // A due row that no longer decodes: every claim fails, and the delivery stays due.
+        sqlx::query("UPDATE nopos_deliveries SET state = '{\"status\":\"launched\"}'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+
+        let dispatcher = Dispatcher::new(Arc::clone(&store), ReqwestClient::new().unwrap());
+        let started = Instant::now();
+        let third_failure = async {
+            while failures.count.load(Ordering::SeqCst) < 3 {
+                failures.reached.notified().await;
+            }
+        };
+        // The claimer used to retry at once, in a loop that also kept it from seeing shutdown.
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            dispatcher.run(third_failure),
+        )
+        .await
+        .expect("the dispatcher stops")
+        .unwrap();
+        // Pauses of 50 and 100 ms came between the three failures.
+        assert!(started.elapsed() >= std::time::Duration::from_millis(150));
+    }
+
+    #[tokio::test]
+    async fn shutdown_is_seen_while_a_due_row_cannot_be_claimed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            SqliteStore::open(dir.path().join("due.db"), StoreConfig::default())
+                .await
+                .unwrap(),
+        );
+        emit_sales(&*store, now(), 1).await;
+        // Due by the store's queue column, but not by its state: claims pass it over, and the
+        // next due time stays "now", so the claimer never sleeps.
+        let state: String = sqlx::query_scalar("SELECT state FROM nopos_deliveries")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        let mut state: serde_json::Value = serde_json::from_str(&state).unwrap();
+        state["next_attempt_at"] = "2999-01-01T00:00:00Z".into();
+        sqlx::query("UPDATE nopos_deliveries SET state = ?")
+            .bind(state.to_string())
+            .execute(store.pool())
+            .await
+            .unwrap();
+
+        let dispatcher = Dispatcher::new(Arc::clone(&store), ReqwestClient::new().unwrap());
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            dispatcher.run(std::future::ready(())),
+        )
+        .await
+        .expect("the dispatcher stops")
+        .unwrap();
     }
 
     #[tokio::test]
