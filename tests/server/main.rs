@@ -138,6 +138,8 @@ struct Api {
     base: String,
     http: reqwest::Client,
     tasks: Vec<JoinHandle<()>>,
+    /// Stops the dispatcher gracefully; its task is in `tasks`.
+    stop_dispatcher: Option<tokio::sync::oneshot::Sender<()>>,
     /// The PostgreSQL test schema to drop at the end.
     #[cfg(feature = "postgres")]
     schema: Option<(sqlx::PgPool, String)>,
@@ -226,6 +228,17 @@ impl Api {
         )
     )]
     async fn finish(mut self) {
+        // The dispatcher first, and to its end: aborted in the middle of a claim, its transaction
+        // could still hold row locks when `DROP SCHEMA` came, and the two deadlocked.
+        if let Some(stop) = self.stop_dispatcher.take() {
+            let _ = stop.send(());
+            if let Some(dispatcher) = self.tasks.pop() {
+                tokio::time::timeout(Duration::from_secs(30), dispatcher)
+                    .await
+                    .expect("the dispatcher stops")
+                    .expect("the dispatcher's task");
+            }
+        }
         for task in &self.tasks {
             task.abort();
         }
@@ -258,18 +271,30 @@ impl Api {
         let mut tasks = vec![tokio::spawn(async move {
             axum::serve(listener, server::router(state)).await.unwrap();
         })];
+        let mut stop_dispatcher = None;
         if setup.dispatch {
-            let config =
-                DispatcherConfig::default().poll_interval(time::Duration::milliseconds(50));
+            // A short grace: a test may end with an attempt hanging on a receiver that never
+            // answers.
+            let config = DispatcherConfig::default()
+                .poll_interval(time::Duration::milliseconds(50))
+                .shutdown_grace(time::Duration::seconds(2));
             let dispatcher = Dispatcher::with_config(store, client, config);
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            stop_dispatcher = Some(stop);
             tasks.push(tokio::spawn(async move {
-                dispatcher.run(std::future::pending()).await.unwrap();
+                dispatcher
+                    .run(async {
+                        let _ = stopped.await;
+                    })
+                    .await
+                    .unwrap();
             }));
         }
         Api {
             base,
             http: reqwest::Client::new(),
             tasks,
+            stop_dispatcher,
             #[cfg(feature = "postgres")]
             schema: None,
             dir: None,
