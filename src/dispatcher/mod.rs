@@ -256,6 +256,11 @@ const RETRY_FIRST_PAUSE: Duration = Duration::milliseconds(50);
 /// The longest pause between tries to claim, or to record a batch of outcomes.
 const RETRY_MAX_PAUSE: Duration = Duration::seconds(5);
 
+/// The pause after `pause` when the next try fails too.
+fn longer_pause(pause: Duration) -> Duration {
+    pause.saturating_mul(2).min(RETRY_MAX_PAUSE)
+}
+
 /// What the claiming loop should do next.
 enum Next {
     /// The claim was full: more may be due right now.
@@ -367,7 +372,7 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
                         () = &mut shutdown => break,
                         () = tokio::time::sleep(std_duration(retry_pause)) => {}
                     }
-                    retry_pause = retry_pause.saturating_mul(2).min(RETRY_MAX_PAUSE);
+                    retry_pause = longer_pause(retry_pause);
                 }
                 Next::WaitForSlot(n) => {
                     tokio::select! {
@@ -637,7 +642,7 @@ impl<S: Store + 'static, C: HttpClient> Dispatcher<S, C> {
                         "recording outcomes failed"
                     );
                     tokio::time::sleep(std_duration(pause)).await;
-                    pause = pause.saturating_mul(2).min(RETRY_MAX_PAUSE);
+                    pause = longer_pause(pause);
                     continue;
                 }
                 tracing::error!(

@@ -138,8 +138,8 @@ struct Api {
     base: String,
     http: reqwest::Client,
     tasks: Vec<JoinHandle<()>>,
-    /// Stops the dispatcher gracefully; its task is in `tasks`.
-    stop_dispatcher: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The dispatcher's task, and what stops it gracefully.
+    dispatcher: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
     /// The PostgreSQL test schema to drop at the end.
     #[cfg(feature = "postgres")]
     schema: Option<(sqlx::PgPool, String)>,
@@ -151,6 +151,9 @@ impl Drop for Api {
     fn drop(&mut self) {
         for task in &self.tasks {
             task.abort();
+        }
+        if let Some((_, dispatcher)) = &self.dispatcher {
+            dispatcher.abort();
         }
     }
 }
@@ -230,14 +233,12 @@ impl Api {
     async fn finish(mut self) {
         // The dispatcher first, and to its end: aborted in the middle of a claim, its transaction
         // could still hold row locks when `DROP SCHEMA` came, and the two deadlocked.
-        if let Some(stop) = self.stop_dispatcher.take() {
+        if let Some((stop, dispatcher)) = self.dispatcher.take() {
             let _ = stop.send(());
-            if let Some(dispatcher) = self.tasks.pop() {
-                tokio::time::timeout(Duration::from_secs(30), dispatcher)
-                    .await
-                    .expect("the dispatcher stops")
-                    .expect("the dispatcher's task");
-            }
+            tokio::time::timeout(Duration::from_secs(30), dispatcher)
+                .await
+                .expect("the dispatcher stops")
+                .expect("the dispatcher's task");
         }
         for task in &self.tasks {
             task.abort();
@@ -268,10 +269,10 @@ impl Api {
         .with_config(setup.config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let mut tasks = vec![tokio::spawn(async move {
+        let tasks = vec![tokio::spawn(async move {
             axum::serve(listener, server::router(state)).await.unwrap();
         })];
-        let mut stop_dispatcher = None;
+        let mut running = None;
         if setup.dispatch {
             // A short grace: a test may end with an attempt hanging on a receiver that never
             // answers.
@@ -280,21 +281,21 @@ impl Api {
                 .shutdown_grace(time::Duration::seconds(2));
             let dispatcher = Dispatcher::with_config(store, client, config);
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            stop_dispatcher = Some(stop);
-            tasks.push(tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 dispatcher
                     .run(async {
                         let _ = stopped.await;
                     })
                     .await
                     .unwrap();
-            }));
+            });
+            running = Some((stop, task));
         }
         Api {
             base,
             http: reqwest::Client::new(),
             tasks,
-            stop_dispatcher,
+            dispatcher: running,
             #[cfg(feature = "postgres")]
             schema: None,
             dir: None,
