@@ -347,6 +347,7 @@ impl Store for MemoryStore {
                 lease: token,
                 lease_until,
                 stored_state: None,
+                lease_group: None,
             });
         }
         Ok(claims)

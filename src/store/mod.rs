@@ -323,6 +323,13 @@ pub struct Claim {
         allow(dead_code, reason = "written and read by the SQL stores only")
     )]
     pub(crate) stored_state: Option<Arc<str>>,
+    /// The PostgreSQL store's lease row listing this claim and the others taken with it: each
+    /// settled claim counts down its row, and the last one deletes it.
+    #[cfg_attr(
+        not(feature = "postgres"),
+        allow(dead_code, reason = "written and read by the PostgreSQL store only")
+    )]
+    pub(crate) lease_group: Option<Arc<str>>,
 }
 
 /// What recording an outcome changed beyond the delivery itself.

@@ -757,9 +757,9 @@ async fn documents_written_by_version_1_survive_the_upgrades() {
     close(store).await;
 }
 
-/// The queue holds exactly the deliveries a dispatcher still has to act on, at the time it has
-/// to: a batch of outcomes takes the finished ones out and puts a retry back at its due time,
-/// and leaves one still in flight at its lease's expiry.
+/// The queue holds exactly the deliveries a dispatcher still has to act on while they wait; a
+/// claim takes its deliveries out and lists them in one lease row, which each outcome counts
+/// down: the last one recorded deletes it, and a retry goes back in the queue at its due time.
 #[tokio::test]
 async fn the_queue_holds_what_is_left_to_do() {
     let Some(store) = open().await else { return };
@@ -773,11 +773,24 @@ async fn the_queue_holds_what_is_left_to_do() {
     }
     let queued =
         async |store: &PostgresStore| exec(store, "SELECT due_at FROM {s}.delivery_queue").await;
+    let remaining = async |store: &PostgresStore| {
+        sqlx::query(AssertSqlSafe(format!(
+            "SELECT remaining FROM \"{}\".claim_leases",
+            store.schema()
+        )))
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get::<i32, _>(0))
+        .collect::<Vec<_>>()
+    };
     assert_eq!(queued(&store).await, 3);
     let lease = Duration::days(1);
     let claims = store.claim(now, 10, lease).await.unwrap();
     assert_eq!(claims.len(), 3);
-    assert_eq!(queued(&store).await, 3, "in flight, at the lease's expiry");
+    assert_eq!(queued(&store).await, 0, "in flight: out of the queue");
+    assert_eq!(remaining(&store).await, [3], "one lease row for the claim");
     assert_eq!(store.next_wakeup().await.unwrap(), Some(now + lease));
 
     let delivered = conformance::status(204, now);
@@ -791,26 +804,23 @@ async fn the_queue_holds_what_is_left_to_do() {
         retry < now + lease,
         "the retry is due before the lease runs out"
     );
-    assert_eq!(queued(&store).await, 2, "the delivered one left the queue");
+    assert_eq!(queued(&store).await, 1, "the retry is back in the queue");
+    assert_eq!(remaining(&store).await, [1]);
     assert_eq!(store.next_wakeup().await.unwrap(), Some(retry));
+    store.release(&claims[2], now).await.unwrap();
     assert_eq!(
-        exec(
-            &store,
-            &format!(
-                "SELECT 1 FROM {{s}}.delivery_queue WHERE delivery_id = '{}'",
-                claims[0].attempt.delivery_id
-            )
-        )
-        .await,
-        0
+        remaining(&store).await,
+        Vec::<i32>::new(),
+        "the last claim released deletes the row"
     );
+    assert_eq!(queued(&store).await, 2);
     close(store).await;
 }
 
 /// A queue written by version 3 of the schema (due times and lease expiries in columns of
-/// `deliveries`) opens under version 4 (the queue in a table of its own) with every waiting and
-/// in-flight delivery in it at the same time, and no finished one. Version 3 is recreated by
-/// undoing migration 4 on a fresh schema.
+/// `deliveries`) opens under version 5 with every waiting delivery in the queue at the same time,
+/// the in-flight one in a lease row at its lease's expiry, and no finished one. Version 3 is
+/// recreated by undoing migrations 5 and 4 on a fresh schema.
 #[tokio::test]
 async fn queue_written_by_version_3_survives_the_upgrade() {
     let Some(store) = open().await else { return };
@@ -829,6 +839,8 @@ async fn queue_written_by_version_3_survives_the_upgrade() {
     assert_eq!(leased[0].attempt.delivery_id, ids[1]);
 
     for sql in [
+        "DROP TABLE {s}.claim_leases",
+        "DELETE FROM {s}.nopos_webhooks_migrations WHERE version = 5",
         "ALTER TABLE {s}.deliveries ADD COLUMN due_at BIGINT",
         "UPDATE {s}.deliveries AS d SET due_at = q.due_at FROM {s}.delivery_queue AS q \
          WHERE q.delivery_id = d.id AND d.lease_until IS NULL",
@@ -844,8 +856,20 @@ async fn queue_written_by_version_3_survives_the_upgrade() {
     let upgraded = open_same_schema(&store).await;
     assert_eq!(
         exec(&upgraded, "SELECT 1 FROM {s}.delivery_queue").await,
-        2,
-        "the waiting and the in-flight delivery"
+        1,
+        "the waiting delivery"
+    );
+    assert_eq!(
+        exec(
+            &upgraded,
+            &format!(
+                "SELECT 1 FROM {{s}}.claim_leases WHERE delivery_ids = ARRAY['{}']",
+                ids[1]
+            )
+        )
+        .await,
+        1,
+        "the in-flight delivery"
     );
     // The waiting one is due when it was; the in-flight one comes back when its lease runs out.
     assert_eq!(
@@ -869,6 +893,68 @@ async fn queue_written_by_version_3_survives_the_upgrade() {
     assert_eq!(lost.status, DeliveryStatus::RetryScheduled);
     assert_eq!(upgraded.attempts(&ids[1]).await.unwrap().len(), 1);
     upgraded.pool().close().await;
+    close(store).await;
+}
+
+/// A dispatcher older than schema version 5, still running beside newer ones while they are
+/// rolled out, queues its in-flight deliveries at their lease's expiry instead of in a lease
+/// row; a newer claim settles such a delivery when its lease has run out, once.
+#[tokio::test]
+async fn an_older_dispatchers_lease_in_the_queue_is_settled() {
+    let Some(store) = open().await else { return };
+    let now = t0();
+    store.create_endpoint(&endpoint(&["*"], now)).await.unwrap();
+    let ids = emit_a_second_apart(&store, 1, now).await;
+    let lease = Duration::minutes(5);
+    let claims = store.claim(now, 1, lease).await.unwrap();
+    assert_eq!(claims.len(), 1);
+    // What the older version wrote for the same claim. The lease row stays too, as if a claim
+    // of this version had listed the delivery before: settled once all the same.
+    exec(
+        &store,
+        &format!(
+            "INSERT INTO {{s}}.delivery_queue (delivery_id, due_at) \
+             SELECT id, lease_until FROM {{s}}.deliveries WHERE id = '{}'",
+            ids[0]
+        ),
+    )
+    .await;
+    assert!(
+        store.claim(now, 1, lease).await.unwrap().is_empty(),
+        "not yet"
+    );
+    let expired = now + lease;
+    assert!(store.claim(expired, 1, lease).await.unwrap().is_empty());
+    let lost = store.get_delivery(&ids[0]).await.unwrap();
+    assert_eq!(lost.status, DeliveryStatus::RetryScheduled);
+    assert_eq!(store.attempts(&ids[0]).await.unwrap().len(), 1);
+    assert_eq!(exec(&store, "SELECT 1 FROM {s}.claim_leases").await, 0);
+    // Without the lease row, the queue row alone brings it back.
+    let retry = lost.next_attempt_at.unwrap();
+    let again = store.claim(retry, 1, lease).await.unwrap();
+    assert_eq!(again.len(), 1);
+    exec(&store, "DELETE FROM {s}.claim_leases").await;
+    exec(
+        &store,
+        &format!(
+            "INSERT INTO {{s}}.delivery_queue (delivery_id, due_at) \
+             SELECT id, lease_until FROM {{s}}.deliveries WHERE id = '{}'",
+            ids[0]
+        ),
+    )
+    .await;
+    assert!(
+        store
+            .claim(retry + lease, 1, lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.attempts(&ids[0]).await.unwrap().len(), 2);
+    assert_eq!(
+        store.get_delivery(&ids[0]).await.unwrap().status,
+        DeliveryStatus::RetryScheduled
+    );
     close(store).await;
 }
 
@@ -911,22 +997,25 @@ async fn opening_errors_never_show_the_password() {
     let again = open_same_schema(&store).await;
     assert_eq!(
         exec(&again, "SELECT version FROM {s}.nopos_webhooks_migrations").await,
-        4,
-        "each of the four migrations applied once"
+        5,
+        "each of the five migrations applied once"
     );
     again.pool().close().await;
     close(store).await;
 }
 
+/// Claims take what is due, earliest first; a claim first settles the claims whose lease ran
+/// out, all of each one's deliveries at once, as lost attempts.
 #[tokio::test]
-async fn claims_follow_due_order_and_leases_expire_in_batches() {
+async fn claims_follow_due_order_and_expired_leases_are_settled_first() {
     let Some(store) = open().await else { return };
     let now = t0();
     store.create_endpoint(&endpoint(&["*"], now)).await.unwrap();
     let ids = emit_a_second_apart(&store, 6, now).await;
     // Only what is due, earliest first.
     let later = now + Duration::seconds(3);
-    let claims = store.claim(later, 10, Duration::seconds(30)).await.unwrap();
+    let lease = Duration::seconds(30);
+    let claims = store.claim(later, 10, lease).await.unwrap();
     let claimed: Vec<_> = claims
         .iter()
         .map(|c| c.attempt.delivery_id.clone())
@@ -936,22 +1025,6 @@ async fn claims_follow_due_order_and_leases_expire_in_batches() {
         store.next_wakeup().await.unwrap(),
         Some(now + Duration::seconds(4))
     );
-
-    // After the leases run out, claims take the queue in time order: first the two later emits,
-    // due before the leases ran out …
-    let expired = later + Duration::seconds(31);
-    let taken = store
-        .claim(expired, 2, Duration::seconds(30))
-        .await
-        .unwrap();
-    assert_eq!(
-        taken
-            .iter()
-            .map(|c| c.attempt.delivery_id.clone())
-            .collect::<Vec<_>>(),
-        ids[4..].to_vec(),
-        "the two later emits were due first"
-    );
     let retrying = async |store: &PostgresStore| {
         store
             .list_deliveries(&DeliveryQuery::default().status(DeliveryStatus::RetryScheduled))
@@ -959,40 +1032,29 @@ async fn claims_follow_due_order_and_leases_expire_in_batches() {
             .unwrap()
             .len()
     };
-    assert_eq!(retrying(&store).await, 0);
-    // … then, a claim of 2 at a time, the expired leases, settled as lost attempts.
-    assert!(
-        store
-            .claim(expired, 2, Duration::seconds(30))
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(retrying(&store).await, 2);
-    // Even a claim of none settles expired leases.
-    assert!(
-        store
-            .claim(expired, 0, Duration::seconds(30))
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(retrying(&store).await, 3);
-    store
-        .claim(expired, 2, Duration::seconds(30))
-        .await
-        .unwrap();
+
+    // After the lease runs out, a claim of 1 settles the whole expired claim, then takes the
+    // earliest due delivery.
+    let expired = later + lease;
+    let taken = store.claim(expired, 1, lease).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].attempt.delivery_id, ids[4]);
     assert_eq!(retrying(&store).await, 4);
     for claim in &claims {
-        assert_eq!(
-            store
-                .attempts(&claim.attempt.delivery_id)
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
+        let attempts = store.attempts(&claim.attempt.delivery_id).await.unwrap();
+        assert_eq!(attempts.len(), 1, "the lost attempt is logged");
     }
+    // Even a claim of none settles an expired lease.
+    let expired_again = expired + lease;
+    assert!(
+        store
+            .claim(expired_again, 0, lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(retrying(&store).await, 5);
+    assert_eq!(exec(&store, "SELECT 1 FROM {s}.claim_leases").await, 0);
     close(store).await;
 }
 

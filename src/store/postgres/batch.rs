@@ -22,8 +22,8 @@ use time::OffsetDateTime;
 
 use super::sql::Statements;
 use super::{
-    AttemptWrites, DeliveryWrites, PostgresStore, backend, column, endpoint_from_json, from_json,
-    not_found, to_json,
+    AttemptWrites, DeliveryWrites, LeaseCounts, PostgresStore, backend, column, endpoint_from_json,
+    from_json, not_found, to_json,
 };
 use crate::store::codec::claimed_state;
 use crate::store::{Claim, EndpointChange, Recorded, StoreError, settle};
@@ -66,20 +66,17 @@ async fn write_all(
     writes: DeliveryWrites,
     log: AttemptWrites,
     healths: HealthWrites,
+    settled: LeaseCounts,
 ) -> Result<(), StoreError> {
-    st.record_writes
-        .query()
-        .bind(writes.ids)
-        .bind(writes.statuses)
-        .bind(writes.due_ats)
-        .bind(writes.lease_tokens)
-        .bind(writes.lease_untils)
-        .bind(writes.states)
+    writes
+        .bind(st.record_writes.query())
         .bind(log.delivery_ids)
         .bind(log.attempts)
         .bind(log.records)
         .bind(healths.ids)
         .bind(healths.healths)
+        .bind(settled.ids)
+        .bind(settled.counts)
         .execute(conn)
         .await
         .map_err(backend)?;
@@ -158,6 +155,7 @@ impl PostgresStore {
             (0..batch.len()).map(|_| None).collect();
         let mut writes = DeliveryWrites::default();
         let mut log = AttemptWrites::default();
+        let mut settled = LeaseCounts::default();
         for i in order {
             let (claim, outcome) = batch[i];
             let id = &claim.attempt.delivery_id;
@@ -208,6 +206,7 @@ impl PostgresStore {
                 Ok(settlement) => settlement,
             };
             delivery.token = None;
+            settled.add(claim);
             locked.health = settlement.health;
             writes.push(&settlement.state, None)?;
             log.push(id, &settlement.record)?;
@@ -243,7 +242,7 @@ impl PostgresStore {
                     .push(to_json("endpoint health", &locked.health)?);
             }
         }
-        write_all(st, conn, writes, log, healths).await?;
+        write_all(st, conn, writes, log, healths, settled).await?;
         // Every index was filled above.
         Ok(results.into_iter().flatten().collect())
     }

@@ -10,17 +10,23 @@
 //!   [`PostgresStore::emit_in`]): take the status lock (below) and insert the event; read the
 //!   endpoints; insert every delivery and queue the work notification. An emit from a POS sale's
 //!   request handler waits on each round trip, so none is spent on its own.
-//! - **The queue** is a table of its own, `delivery_queue`: one row per delivery a dispatcher
-//!   still has to act on, at its due time while it waits and at its lease's expiry while it is in
-//!   flight. `deliveries` itself is only ever rewritten in columns no index covers, so PostgreSQL
-//!   rewrites its rows in place (HOT updates: no new index entries), and the table leaves room
-//!   on each page for that (fillfactor 50).
+//! - **The queue** is a table of its own, `delivery_queue`: one row per delivery waiting for
+//!   its next attempt, at its due time. `deliveries` itself is only ever rewritten in columns no
+//!   index covers, so PostgreSQL rewrites its rows in place (HOT updates: no new index entries),
+//!   and the table leaves room on each page for that (fillfactor 50).
 //! - **Claiming** is one short transaction: the head of the queue is selected with
-//!   `FOR UPDATE SKIP LOCKED` (the queue rows and their delivery rows); in-flight deliveries among
-//!   them, whose lease ran out, are settled as lost attempts ([`reclaim`]), and due ones are
-//!   started ([`start_attempt`]) and written back with a fresh lease token, all in batched
+//!   `FOR UPDATE SKIP LOCKED` (the queue rows and their delivery rows); due deliveries are
+//!   started ([`start_attempt`]) and written back with a fresh lease token, their queue rows are
+//!   deleted, and one row in `claim_leases` lists them with the lease's expiry, all in batched
 //!   statements. `SKIP LOCKED` means two claimers never wait for each other and never get the
 //!   same delivery. HTTP happens after `claim` returns, outside any transaction.
+//! - **Leases.** Each outcome recorded or claim released counts its claim off its lease row; the
+//!   last one deletes it. A lease row still there when its lease runs out means a worker is
+//!   gone: the next claim first settles that claim's deliveries still in flight as lost attempts
+//!   ([`reclaim`]; their retries join the queue) and deletes the row. One row per claim instead
+//!   of a queue row moved per delivery saves each delivery a row version and two index entries
+//!   (schema version 5). In-flight deliveries queued at their lease's expiry by an older version
+//!   are still settled from the queue.
 //! - **Recording** an outcome locks the endpoint row, then the delivery row, checks the lease
 //!   token and writes the delivery, the attempt log entry and the endpoint's health together
 //!   ([`settle`]). An outcome that disables the endpoint pauses its other deliveries in the same
@@ -29,6 +35,11 @@
 //! - **Lock order.** Every method that locks an endpoint row and delivery rows locks the endpoint
 //!   first, so they cannot deadlock. Queue rows are written only under their delivery row's
 //!   lock; a claim locks the queue row first, but skips what it cannot lock instead of waiting.
+//!   A claim settling expired leases locks their lease rows (skipping those another claim
+//!   holds), then waits for their delivery rows in id order, before it locks anything else;
+//!   recorders hold delivery rows when they count off lease rows, so they skip a lease row
+//!   another transaction holds rather than wait. A row left counted too high only lives until
+//!   its expiry, when a claim finds none of its deliveries in flight and deletes it.
 //!   `emit` holds a per-schema advisory lock in shared mode and endpoint status changes
 //!   (disable, enable, delete) take it exclusively: an event is either fanned out before a status
 //!   change (which then pauses, resumes or cancels its deliveries) or after it (and sees the new
@@ -40,7 +51,7 @@
 //! # Encoding
 //! Times are Unix microseconds and documents are JSON text ([`crate::store::codec`], shared with
 //! the SQLite store; JSONB until schema version 2). Due times and lease expiries are rounded *up*
-//! to the microsecond in the queue, so a claim never picks a delivery before it is due.
+//! to the microsecond, so a claim never picks a delivery before it is due.
 //! Ids use the `"C"` collation (byte order).
 //!
 //! Every table lives in the store's schema (`public` or the pool's `search_path` by default, or
@@ -55,7 +66,7 @@ mod listen;
 mod sql;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -105,6 +116,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "delivery queue",
         include_str!("migrations/0004_delivery_queue.sql"),
+    ),
+    (
+        5,
+        "claim leases",
+        include_str!("migrations/0005_claim_leases.sql"),
     ),
 ];
 
@@ -629,7 +645,16 @@ impl PostgresStore {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<Claim>, StoreError> {
-        // At least one row, so that even a claim of none settles an expired lease.
+        let mut writes = DeliveryWrites::default();
+        let mut log = AttemptWrites::default();
+        // First, so that the only rows this transaction holds while it waits for delivery rows
+        // are lease rows, which no one else waits for (see the module docs).
+        self.settle_expired_leases(&mut *conn, now, &mut writes, &mut log)
+            .await?;
+        // Settled just now: not again below, should an older version have queued one too.
+        let reclaimed: HashSet<String> = writes.ids.iter().cloned().collect();
+        // At least one row, so that even a claim of none settles an expired lease queued by an
+        // older version.
         let limit_rows = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
         let rows = self
             .statements
@@ -641,8 +666,7 @@ impl PostgresStore {
             .await
             .map_err(backend)?;
         let lease_until = now.saturating_add(lease);
-        let mut writes = DeliveryWrites::default();
-        let mut log = AttemptWrites::default();
+        let lease_group: Arc<str> = Arc::from(LeaseToken::generate().as_str());
         let mut claims = Vec::with_capacity(rows.len());
         // Claims of one endpoint share one decoded copy (its secrets' HMAC keys are derived once);
         // `claim_due` sends the record on the endpoint's first row only.
@@ -659,11 +683,14 @@ impl PostgresStore {
                 decoded
             };
             if state.status == DeliveryStatus::InFlight {
-                // In the queue at its lease's expiry, and that has passed: the worker holding it
-                // is gone. Settle the lost attempt; the retry is claimed when it is due. (Deleting
-                // an endpoint cancels its deliveries, so a missing one only skips hand-edited
-                // rows.)
-                let Some(endpoint) = endpoint else { continue };
+                // Queued at its lease's expiry by a version before schema 5, and that has
+                // passed: the worker holding it is gone. Settle the lost attempt; the retry is
+                // claimed when it is due. (Deleting an endpoint cancels its deliveries, so a
+                // missing one only skips hand-edited rows.)
+                let Some(endpoint) = endpoint.filter(|_| !reclaimed.contains(state.id.as_str()))
+                else {
+                    continue;
+                };
                 let (state, lost) = reclaim(&self.config, &endpoint, state, now);
                 if let Some(lost) = lost {
                     log.push(&state.id, &lost)?;
@@ -702,11 +729,115 @@ impl PostgresStore {
                 lease: token,
                 lease_until,
                 stored_state,
+                lease_group: Some(Arc::clone(&lease_group)),
             });
         }
-        writes.write(&self.statements, &mut *conn).await?;
+        if claims.is_empty() {
+            writes.write(&self.statements, &mut *conn).await?;
+        } else {
+            let claimed: Vec<&str> = claims
+                .iter()
+                .map(|claim| claim.attempt.delivery_id.as_str())
+                .collect();
+            writes
+                .bind(self.statements.claim_writes.query())
+                .bind(&*lease_group)
+                .bind(micros_ceil(lease_until))
+                .bind(claimed)
+                .execute(&mut *conn)
+                .await
+                .map_err(backend)?;
+        }
         log.write(&self.statements, conn).await?;
         Ok(claims)
+    }
+
+    /// Settles the claims whose lease ran out: each of their deliveries still in flight is a
+    /// lost attempt ([`reclaim`]), written with `writes` and `log`; their lease rows are deleted.
+    async fn settle_expired_leases(
+        &self,
+        conn: &mut PgConnection,
+        now: OffsetDateTime,
+        writes: &mut DeliveryWrites,
+        log: &mut AttemptWrites,
+    ) -> Result<(), StoreError> {
+        let leases = self
+            .statements
+            .expired_leases
+            .query()
+            .bind(to_micros(now))
+            .bind(EXPIRED_LEASES_PER_CLAIM)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(backend)?;
+        if leases.is_empty() {
+            return Ok(());
+        }
+        let mut lease_ids = Vec::with_capacity(leases.len());
+        let mut delivery_ids = Vec::new();
+        for row in &leases {
+            lease_ids.push(column::<String>(row, 0)?);
+            delivery_ids.extend(column::<Vec<String>>(row, 1)?);
+        }
+        let rows = self
+            .statements
+            .lock_expired
+            .query()
+            .bind(delivery_ids)
+            .bind(to_micros(now))
+            .bind(DeliveryStatus::InFlight.as_str())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(backend)?;
+        let mut endpoints: HashMap<String, Option<Endpoint>> = HashMap::new();
+        for row in &rows {
+            let state = delivery_state(&column::<String>(row, 1)?)?;
+            let endpoint_id: String = column(row, 2)?;
+            if !endpoints.contains_key(&endpoint_id) {
+                let endpoint = column::<Option<String>>(row, 3)?
+                    .map(|record| endpoint_from_json(&record))
+                    .transpose()?;
+                endpoints.insert(endpoint_id.clone(), endpoint);
+            }
+            // Deleting an endpoint cancels its deliveries: a missing one only skips hand-edited
+            // rows.
+            let Some(Some(endpoint)) = endpoints.get(&endpoint_id) else {
+                continue;
+            };
+            let (state, lost) = reclaim(&self.config, endpoint, state, now);
+            if let Some(lost) = lost {
+                log.push(&state.id, &lost)?;
+            }
+            writes.push(&state, None)?;
+        }
+        self.statements
+            .delete_leases
+            .query()
+            .bind(lease_ids)
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    /// Counts settled claims off their lease rows (see `sql::count_off_leases!`).
+    async fn count_off_leases(
+        &self,
+        conn: &mut PgConnection,
+        settled: LeaseCounts,
+    ) -> Result<(), StoreError> {
+        if settled.ids.is_empty() {
+            return Ok(());
+        }
+        self.statements
+            .count_off_leases
+            .query()
+            .bind(settled.ids)
+            .bind(settled.counts)
+            .execute(conn)
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 
     async fn record_attempt_in(
@@ -731,6 +862,9 @@ impl PostgresStore {
             return Err(lost());
         };
         let settlement = settle(&self.config, &endpoint, claim, state, health, outcome, now)?;
+        let mut settled = LeaseCounts::default();
+        settled.add(claim);
+        self.count_off_leases(&mut *conn, settled).await?;
 
         let mut writes = DeliveryWrites::default();
         writes.push(&settlement.state, None)?;
@@ -783,6 +917,9 @@ impl PostgresStore {
             .ok_or_else(|| not_found("endpoint", &endpoint_id))?;
         let state = release_state(&self.config, &endpoint, state, claim, now)
             .ok_or_else(|| StoreError::LeaseLost(id.to_string()))?;
+        let mut settled = LeaseCounts::default();
+        settled.add(claim);
+        self.count_off_leases(&mut *conn, settled).await?;
         let mut writes = DeliveryWrites::default();
         writes.push(&state, None)?;
         writes.write(&self.statements, &mut *conn).await?;
@@ -1167,6 +1304,9 @@ impl Store for PostgresStore {
     }
 }
 
+/// How many expired lease rows one claim settles at most (each lists one claim's deliveries).
+const EXPIRED_LEASES_PER_CLAIM: i64 = 16;
+
 /// How `PostgresStore::endpoint_row` locks the row it reads.
 #[derive(Clone, Copy)]
 enum RowLock {
@@ -1229,22 +1369,52 @@ impl DeliveryWrites {
         Ok(self.states.last().map_or("", String::as_str))
     }
 
-    async fn write(self, st: &Statements, conn: &mut PgConnection) -> Result<(), StoreError> {
-        if self.ids.is_empty() {
-            return Ok(());
-        }
-        st.update_deliveries
-            .query()
+    /// Binds the columns as `$1`–`$6` of `query` (see `sql::write_deliveries!`).
+    fn bind(self, query: PgQuery) -> PgQuery {
+        query
             .bind(self.ids)
             .bind(self.statuses)
             .bind(self.due_ats)
             .bind(self.lease_tokens)
             .bind(self.lease_untils)
             .bind(self.states)
+    }
+
+    async fn write(self, st: &Statements, conn: &mut PgConnection) -> Result<(), StoreError> {
+        if self.ids.is_empty() {
+            return Ok(());
+        }
+        self.bind(st.update_deliveries.query())
             .execute(conn)
             .await
             .map_err(backend)?;
         Ok(())
+    }
+}
+
+/// A query of one of the store's statements, to bind parameters to.
+type PgQuery = sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Settled claims per lease row, as the columns of `sql::count_off_leases!`.
+#[derive(Default)]
+struct LeaseCounts {
+    ids: Vec<String>,
+    counts: Vec<i32>,
+}
+
+impl LeaseCounts {
+    /// Counts `claim` as settled. A batch's claims come from a few claims' worth at most, so a
+    /// linear search finds the row.
+    fn add(&mut self, claim: &Claim) {
+        let Some(group) = claim.lease_group.as_deref() else {
+            return;
+        };
+        if let Some(at) = self.ids.iter().position(|id| id == group) {
+            self.counts[at] = self.counts[at].saturating_add(1);
+        } else {
+            self.ids.push(group.to_owned());
+            self.counts.push(1);
+        }
     }
 }
 

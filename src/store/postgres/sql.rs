@@ -36,11 +36,11 @@ impl Statement {
 /// `UNNEST` of `$1`–`$6`: id, status, due time, lease token, lease expiry, state.
 ///
 /// Only columns no index covers are rewritten in `deliveries`, so PostgreSQL can rewrite a row in
-/// place on its page (schema version 4). A delivery stays in `delivery_queue` while it waits
-/// (at its due time) or is in flight (at its lease's expiry) and leaves it otherwise. The `= ANY`
-/// on the keys makes each part a key lookup in every plan: joined with `UNNEST` alone,
-/// PostgreSQL read the whole table (a hash join on a sequential scan) whenever its row estimate
-/// was off.
+/// place on its page (schema version 4). A delivery stays in `delivery_queue` while it waits, at
+/// its due time, and leaves it otherwise: one in flight is found again through its claim's row in
+/// `claim_leases` (schema version 5). The `= ANY` on the keys makes each part a key lookup in
+/// every plan: joined with `UNNEST` alone, PostgreSQL read the whole table (a hash join on a
+/// sequential scan) whenever its row estimate was off.
 macro_rules! write_deliveries {
     () => {
         "written AS ( \
@@ -51,15 +51,41 @@ macro_rules! write_deliveries {
             WHERE d.id = u.id AND d.id = ANY($1::text[])), \
         queued AS ( \
             INSERT INTO {s}.delivery_queue (delivery_id, due_at) \
-            SELECT q.id, COALESCE(q.due_at, q.lease_until) \
-            FROM UNNEST($1::text[], $3::int8[], $5::int8[]) AS q(id, due_at, lease_until) \
-            WHERE q.due_at IS NOT NULL OR q.lease_until IS NOT NULL \
+            SELECT q.id, q.due_at FROM UNNEST($1::text[], $3::int8[]) AS q(id, due_at) \
+            WHERE q.due_at IS NOT NULL \
             ON CONFLICT (delivery_id) DO UPDATE SET due_at = EXCLUDED.due_at), \
         dequeued AS ( \
             DELETE FROM {s}.delivery_queue WHERE delivery_id = ANY(ARRAY( \
-                SELECT g.id FROM UNNEST($1::text[], $3::int8[], $5::int8[]) \
-                    AS g(id, due_at, lease_until) \
-                WHERE g.due_at IS NULL AND g.lease_until IS NULL)))"
+                SELECT g.id FROM UNNEST($1::text[], $3::int8[]) AS g(id, due_at) \
+                WHERE g.due_at IS NULL)))"
+    };
+}
+
+/// The common table expressions that count settled claims off their lease rows, from `UNNEST`
+/// of the lease row ids and counts given: a row whose count runs out is deleted. A row another
+/// transaction holds (a claimer settling its expired lease) is skipped, not waited for: a
+/// recorder holds delivery rows, which that claimer may be waiting for. A row left uncounted
+/// only lives until its lease expires, when a claim finds nothing left to settle and deletes it.
+macro_rules! count_off_leases {
+    ($ids:literal, $counts:literal) => {
+        concat!(
+            "held AS ( \
+                SELECT l.id, l.remaining, c.settled FROM {s}.claim_leases AS l \
+                JOIN UNNEST(",
+            $ids,
+            "::text[], ",
+            $counts,
+            "::int4[]) AS c(id, settled) ON l.id = c.id \
+                WHERE l.id = ANY(",
+            $ids,
+            "::text[]) FOR UPDATE OF l SKIP LOCKED), \
+            finished AS ( \
+                DELETE FROM {s}.claim_leases WHERE id = ANY(ARRAY( \
+                    SELECT id FROM held WHERE remaining <= settled))), \
+            counted AS ( \
+                UPDATE {s}.claim_leases AS l SET remaining = h.remaining - h.settled \
+                FROM held AS h WHERE l.id = h.id AND h.remaining > h.settled)"
+        )
     };
 }
 
@@ -151,13 +177,37 @@ statements! {
     /// Rewrites delivery rows from their new states, with their places in the queue, in one
     /// statement (see [`write_deliveries!`]).
     update_deliveries = concat!("WITH ", write_deliveries!(), " SELECT 1");
+    /// A claim's writes: delivery rows as `update_deliveries` (`$1`–`$6`), and the lease row
+    /// listing the claimed deliveries (`$9`), with its id (`$7`) and expiry (`$8`).
+    claim_writes = concat!("WITH ", write_deliveries!(), ", \
+        leased AS ( \
+            INSERT INTO {s}.claim_leases (id, lease_until, delivery_ids, remaining) \
+            VALUES ($7, $8, $9::text[], cardinality($9::text[]))) \
+        SELECT 1");
+    /// Counts settled claims off their lease rows (see [`count_off_leases!`]): ids `$1`,
+    /// counts `$2`.
+    count_off_leases = concat!("WITH ", count_off_leases!("$1", "$2"), " SELECT 1");
+    /// Lease rows that ran out (`$1`: now; at most `$2`), each with the deliveries it listed.
+    /// One another claimer holds is skipped.
+    expired_leases = "SELECT id, delivery_ids FROM {s}.claim_leases WHERE lease_until <= $1 \
+        ORDER BY lease_until, id LIMIT $2 FOR UPDATE SKIP LOCKED";
+    /// Of the deliveries `$1`, those still in flight (`$3`) on a lease that ran out (`$2`: now),
+    /// locked in id order (waiting for a recorder that holds one: it may settle it), each with
+    /// its endpoint's id and record.
+    lock_expired = "SELECT d.id, d.state, d.endpoint_id, \
+            (SELECT e.record FROM {s}.endpoints AS e WHERE e.id = d.endpoint_id) \
+        FROM {s}.deliveries AS d \
+        WHERE d.id = ANY($1::text[]) AND d.status = $3 AND d.lease_until <= $2 \
+        ORDER BY d.id FOR UPDATE OF d";
+    delete_leases = "DELETE FROM {s}.claim_leases WHERE id = ANY($1::text[])";
     insert_attempts = "INSERT INTO {s}.attempts (delivery_id, attempt, record) \
         SELECT u.delivery_id, u.attempt, u.record \
         FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS u(delivery_id, attempt, record) \
         ON CONFLICT (delivery_id, attempt) DO NOTHING";
     /// A batch of outcomes' writes in one statement: delivery states (`$1`–`$6`, as
-    /// `update_deliveries`), attempt log entries (`$7`–`$9`, as `insert_attempts`) and endpoint
-    /// healths (`$10`–`$11`). Each part writes its own rows, so none needs to see another's
+    /// `update_deliveries`), attempt log entries (`$7`–`$9`, as `insert_attempts`), endpoint
+    /// healths (`$10`–`$11`) and the claims settled per lease row (`$12`–`$13`, as
+    /// `count_off_leases`). Each part writes its own rows, so none needs to see another's
     /// writes. (The attempts' delivery rows are the batch's, locked by `lock_batch`: the log has no
     /// foreign key to check per row since schema version 3.)
     record_writes = concat!("WITH ", write_deliveries!(), ", \
@@ -165,7 +215,8 @@ statements! {
             INSERT INTO {s}.attempts (delivery_id, attempt, record) \
             SELECT l.delivery_id, l.attempt, l.record \
             FROM UNNEST($7::text[], $8::int8[], $9::text[]) AS l(delivery_id, attempt, record) \
-            ON CONFLICT (delivery_id, attempt) DO NOTHING) \
+            ON CONFLICT (delivery_id, attempt) DO NOTHING), \
+        ", count_off_leases!("$12", "$13"), " \
         UPDATE {s}.endpoints AS e SET health = h.health \
         FROM UNNEST($10::text[], $11::text[]) AS h(id, health) \
         WHERE e.id = h.id AND e.id = ANY($10::text[])");
@@ -173,8 +224,8 @@ statements! {
         ORDER BY attempt";
 
     /// The head of the queue, earliest first, skipping rows another transaction holds: due
-    /// deliveries, and in-flight ones whose lease ran out (the caller tells them apart by their
-    /// state). Each comes with its event and, on the first row of each endpoint only, its
+    /// deliveries (and in-flight ones whose lease ran out, queued at its expiry by a dispatcher
+    /// older than schema version 5; the caller tells them apart by their state). Each comes with its event and, on the first row of each endpoint only, its
     /// record (the rows that follow share it: no need to send the same document once per
     /// delivery). The delivery, its endpoint and its event are per-row key lookups in every
     /// plan: subqueries, the lateral ones kept by their `LIMIT` from being flattened into joins,
@@ -195,7 +246,9 @@ statements! {
         LEFT JOIN LATERAL (SELECT type, body FROM {s}.events WHERE id = d.event_id LIMIT 1) AS v \
             ON true \
         ORDER BY d.due_at, d.id";
-    next_wakeup = "SELECT min(due_at) FROM {s}.delivery_queue";
+    /// The earliest due delivery or lease expiry.
+    next_wakeup = "SELECT LEAST((SELECT min(due_at) FROM {s}.delivery_queue), \
+        (SELECT min(lease_until) FROM {s}.claim_leases))";
 
     dedup_mark = "INSERT INTO {s}.dedup_seen AS seen (event_id, seen_at) VALUES ($1, $2) \
         ON CONFLICT (event_id) DO UPDATE SET seen_at = EXCLUDED.seen_at \

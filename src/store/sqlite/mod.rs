@@ -578,6 +578,7 @@ impl Store for SqliteStore {
                 lease: token,
                 lease_until,
                 stored_state,
+                lease_group: None,
             });
         }
         writes.write(&mut tx).await?;
