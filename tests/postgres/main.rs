@@ -1004,6 +1004,45 @@ async fn opening_errors_never_show_the_password() {
     close(store).await;
 }
 
+/// A queue row whose delivery is not waiting (left by a writer out of step: a dispatcher older
+/// than schema version 5, or a hand edit) is taken out by the first claim that finds it, instead
+/// of coming back, due, in every claim.
+#[tokio::test]
+async fn a_queue_row_out_of_step_is_put_right() {
+    let Some(store) = open().await else { return };
+    let now = t0();
+    store.create_endpoint(&endpoint(&["*"], now)).await.unwrap();
+    let ids = emit_a_second_apart(&store, 1, now).await;
+    let claims = store.claim(now, 1, Duration::minutes(5)).await.unwrap();
+    store
+        .record_attempt(&claims[0], &conformance::status(204, now), now)
+        .await
+        .unwrap();
+    exec(
+        &store,
+        &format!(
+            "INSERT INTO {{s}}.delivery_queue (delivery_id, due_at) VALUES ('{}', 0)",
+            ids[0]
+        ),
+    )
+    .await;
+    assert!(store.next_wakeup().await.unwrap().is_some());
+    assert!(
+        store
+            .claim(now, 10, Duration::minutes(5))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(exec(&store, "SELECT 1 FROM {s}.delivery_queue").await, 0);
+    assert_eq!(store.next_wakeup().await.unwrap(), None);
+    assert_eq!(
+        store.get_delivery(&ids[0]).await.unwrap().status,
+        DeliveryStatus::Delivered
+    );
+    close(store).await;
+}
+
 /// Claims take what is due, earliest first; a claim first settles the claims whose lease ran
 /// out, all of each one's deliveries at once, as lost attempts.
 #[tokio::test]

@@ -705,6 +705,10 @@ impl PostgresStore {
                 return Err(not_found("endpoint", &state.endpoint_id));
             };
             let Some((attempt, state)) = start_attempt(&self.config, &endpoint, state, now) else {
+                // Queued but not due: a row out of step with its delivery (see
+                // `sql::dequeue_deliveries!`). Writing the state back puts the queue right, so
+                // the row does not come back in every claim.
+                writes.push(&delivery_state(&column::<String>(row, 1)?)?, None)?;
                 continue;
             };
             let (Some(kind), Some(body)) = (

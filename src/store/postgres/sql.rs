@@ -32,15 +32,15 @@ impl Statement {
     }
 }
 
-/// The common table expressions that rewrite delivery rows and their places in the queue, from
+/// The common table expressions that rewrite delivery rows and queue the waiting ones, from
 /// `UNNEST` of `$1`–`$6`: id, status, due time, lease token, lease expiry, state.
 ///
 /// Only columns no index covers are rewritten in `deliveries`, so PostgreSQL can rewrite a row in
 /// place on its page (schema version 4). A delivery stays in `delivery_queue` while it waits, at
-/// its due time, and leaves it otherwise: one in flight is found again through its claim's row in
-/// `claim_leases` (schema version 5). The `= ANY` on the keys makes each part a key lookup in
-/// every plan: joined with `UNNEST` alone, PostgreSQL read the whole table (a hash join on a
-/// sequential scan) whenever its row estimate was off.
+/// its due time, and leaves it otherwise ([`dequeue_deliveries!`]): one in flight is found again
+/// through its claim's row in `claim_leases` (schema version 5). The `= ANY` on the keys makes
+/// each part a key lookup in every plan: joined with `UNNEST` alone, PostgreSQL read the whole
+/// table (a hash join on a sequential scan) whenever its row estimate was off.
 macro_rules! write_deliveries {
     () => {
         "written AS ( \
@@ -53,8 +53,18 @@ macro_rules! write_deliveries {
             INSERT INTO {s}.delivery_queue (delivery_id, due_at) \
             SELECT q.id, q.due_at FROM UNNEST($1::text[], $3::int8[]) AS q(id, due_at) \
             WHERE q.due_at IS NOT NULL \
-            ON CONFLICT (delivery_id) DO UPDATE SET due_at = EXCLUDED.due_at), \
-        dequeued AS ( \
+            ON CONFLICT (delivery_id) DO UPDATE SET due_at = EXCLUDED.due_at)"
+    };
+}
+
+/// The common table expression that takes the deliveries of [`write_deliveries!`] that do not
+/// wait out of the queue. Recording outcomes leaves it out: a delivery in flight on a lease is not
+/// in the queue (its claim took it out). Should another writer have queued one all the same
+/// (a dispatcher older than schema version 5 changing an endpoint), the first claim to find the
+/// row takes it out.
+macro_rules! dequeue_deliveries {
+    () => {
+        "dequeued AS ( \
             DELETE FROM {s}.delivery_queue WHERE delivery_id = ANY(ARRAY( \
                 SELECT g.id FROM UNNEST($1::text[], $3::int8[]) AS g(id, due_at) \
                 WHERE g.due_at IS NULL)))"
@@ -176,10 +186,16 @@ statements! {
         FOR UPDATE";
     /// Rewrites delivery rows from their new states, with their places in the queue, in one
     /// statement (see [`write_deliveries!`]).
-    update_deliveries = concat!("WITH ", write_deliveries!(), " SELECT 1");
+    update_deliveries = concat!(
+        "WITH ",
+        write_deliveries!(),
+        ", ",
+        dequeue_deliveries!(),
+        " SELECT 1"
+    );
     /// A claim's writes: delivery rows as `update_deliveries` (`$1`–`$6`), and the lease row
     /// listing the claimed deliveries (`$9`), with its id (`$7`) and expiry (`$8`).
-    claim_writes = concat!("WITH ", write_deliveries!(), ", \
+    claim_writes = concat!("WITH ", write_deliveries!(), ", ", dequeue_deliveries!(), ", \
         leased AS ( \
             INSERT INTO {s}.claim_leases (id, lease_until, delivery_ids, remaining) \
             VALUES ($7, $8, $9::text[], cardinality($9::text[]))) \
@@ -205,7 +221,7 @@ statements! {
         FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS u(delivery_id, attempt, record) \
         ON CONFLICT (delivery_id, attempt) DO NOTHING";
     /// A batch of outcomes' writes in one statement: delivery states (`$1`–`$6`, as
-    /// `update_deliveries`), attempt log entries (`$7`–`$9`, as `insert_attempts`), endpoint
+    /// `update_deliveries` but without taking them out of the queue, which they are not in), attempt log entries (`$7`–`$9`, as `insert_attempts`), endpoint
     /// healths (`$10`–`$11`) and the claims settled per lease row (`$12`–`$13`, as
     /// `count_off_leases`). Each part writes its own rows, so none needs to see another's
     /// writes. (The attempts' delivery rows are the batch's, locked by `lock_batch`: the log has no
