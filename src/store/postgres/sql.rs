@@ -215,15 +215,16 @@ statements! {
         FROM {s}.deliveries AS d \
         WHERE d.id = ANY($1::text[]) AND d.status = $3 AND d.lease_until <= $2 \
         ORDER BY d.id FOR UPDATE OF d";
+    /// Deletes the lease rows `$1` (settled after they ran out).
     delete_leases = "DELETE FROM {s}.claim_leases WHERE id = ANY($1::text[])";
     insert_attempts = "INSERT INTO {s}.attempts (delivery_id, attempt, record) \
         SELECT u.delivery_id, u.attempt, u.record \
         FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS u(delivery_id, attempt, record) \
         ON CONFLICT (delivery_id, attempt) DO NOTHING";
     /// A batch of outcomes' writes in one statement: delivery states (`$1`–`$6`, as
-    /// `update_deliveries` but without taking them out of the queue, which they are not in), attempt log entries (`$7`–`$9`, as `insert_attempts`), endpoint
-    /// healths (`$10`–`$11`) and the claims settled per lease row (`$12`–`$13`, as
-    /// `count_off_leases`). Each part writes its own rows, so none needs to see another's
+    /// `update_deliveries` but without taking them out of the queue, which they are not in),
+    /// attempt log entries (`$7`–`$9`, as `insert_attempts`), endpoint healths (`$10`–`$11`) and
+    /// the claims settled per lease row (`$12`–`$13`, as `count_off_leases`). Each part writes its own rows, so none needs to see another's
     /// writes. (The attempts' delivery rows are the batch's, locked by `lock_batch`: the log has no
     /// foreign key to check per row since schema version 3.)
     record_writes = concat!("WITH ", write_deliveries!(), ", \
