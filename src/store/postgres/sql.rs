@@ -224,9 +224,10 @@ statements! {
     /// A batch of outcomes' writes in one statement: delivery states (`$1`–`$6`, as
     /// `update_deliveries` but without taking them out of the queue, which they are not in),
     /// attempt log entries (`$7`–`$9`, as `insert_attempts`), endpoint healths (`$10`–`$11`) and
-    /// the claims settled per lease row (`$12`–`$13`, as `count_off_leases`). Each part writes its own rows, so none needs to see another's
-    /// writes. (The attempts' delivery rows are the batch's, locked by `lock_batch`: the log has no
-    /// foreign key to check per row since schema version 3.)
+    /// the claims settled per lease row (`$12`–`$13`, as `count_off_leases`). Each part writes
+    /// its own rows, so none needs to see another's writes. (The attempts' delivery rows are the
+    /// batch's, locked by `lock_batch`: the log has no foreign key to check per row since schema
+    /// version 3.)
     record_writes = concat!("WITH ", write_deliveries!(), ", \
         logged AS ( \
             INSERT INTO {s}.attempts (delivery_id, attempt, record) \
@@ -242,9 +243,9 @@ statements! {
 
     /// The head of the queue, earliest first, skipping rows another transaction holds: due
     /// deliveries (and in-flight ones whose lease ran out, queued at its expiry by a dispatcher
-    /// older than schema version 5; the caller tells them apart by their state). Each comes with its event and, on the first row of each endpoint only, its
-    /// record (the rows that follow share it: no need to send the same document once per
-    /// delivery). The delivery, its endpoint and its event are per-row key lookups in every
+    /// older than schema version 5; the caller tells them apart by their state). Each comes with
+    /// its event and, on the first row of each endpoint only, its record (the rows that follow
+    /// share it: no need to send the same document once per delivery). The delivery, its endpoint and its event are per-row key lookups in every
     /// plan: subqueries, the lateral ones kept by their `LIMIT` from being flattened into joins,
     /// which a generic plan (see `begin_lazy`) made hash joins over whole tables. A queue row
     /// whose delivery row another transaction holds is skipped, not waited for.
