@@ -245,10 +245,11 @@ statements! {
     /// deliveries (and in-flight ones whose lease ran out, queued at its expiry by a dispatcher
     /// older than schema version 5; the caller tells them apart by their state). Each comes with
     /// its event and, on the first row of each endpoint only, its record (the rows that follow
-    /// share it: no need to send the same document once per delivery). The delivery, its endpoint and its event are per-row key lookups in every
-    /// plan: subqueries, the lateral ones kept by their `LIMIT` from being flattened into joins,
-    /// which a generic plan (see `begin_lazy`) made hash joins over whole tables. A queue row
-    /// whose delivery row another transaction holds is skipped, not waited for.
+    /// share it: no need to send the same document once per delivery). The delivery, its endpoint
+    /// and its event are per-row key lookups in every plan: subqueries, the lateral ones kept by
+    /// their `LIMIT` from being flattened into joins, which a generic plan (see `begin_lazy`) made
+    /// hash joins over whole tables. A queue row whose delivery row another transaction holds is
+    /// skipped, not waited for.
     claim_due = "WITH due AS ( \
             SELECT delivery_id, due_at FROM {s}.delivery_queue \
             WHERE due_at <= $1 ORDER BY due_at, delivery_id LIMIT $2 \
