@@ -908,17 +908,21 @@ async fn an_older_dispatchers_lease_in_the_queue_is_settled() {
     let lease = Duration::minutes(5);
     let claims = store.claim(now, 1, lease).await.unwrap();
     assert_eq!(claims.len(), 1);
+    // What an older version writes for its claim: the delivery queued at its lease's expiry.
+    let queue_at_lease_expiry = async || {
+        exec(
+            &store,
+            &format!(
+                "INSERT INTO {{s}}.delivery_queue (delivery_id, due_at) \
+                 SELECT id, lease_until FROM {{s}}.deliveries WHERE id = '{}'",
+                ids[0]
+            ),
+        )
+        .await
+    };
     // What the older version wrote for the same claim. The lease row stays too, as if a claim
     // of this version had listed the delivery before: settled once all the same.
-    exec(
-        &store,
-        &format!(
-            "INSERT INTO {{s}}.delivery_queue (delivery_id, due_at) \
-             SELECT id, lease_until FROM {{s}}.deliveries WHERE id = '{}'",
-            ids[0]
-        ),
-    )
-    .await;
+    queue_at_lease_expiry().await;
     assert!(
         store.claim(now, 1, lease).await.unwrap().is_empty(),
         "not yet"
@@ -934,15 +938,7 @@ async fn an_older_dispatchers_lease_in_the_queue_is_settled() {
     let again = store.claim(retry, 1, lease).await.unwrap();
     assert_eq!(again.len(), 1);
     exec(&store, "DELETE FROM {s}.claim_leases").await;
-    exec(
-        &store,
-        &format!(
-            "INSERT INTO {{s}}.delivery_queue (delivery_id, due_at) \
-             SELECT id, lease_until FROM {{s}}.deliveries WHERE id = '{}'",
-            ids[0]
-        ),
-    )
-    .await;
+    queue_at_lease_expiry().await;
     assert!(
         store
             .claim(retry + lease, 1, lease)
