@@ -7,7 +7,9 @@
 //! ```
 //!
 //! The dispatcher's claims adapt up to its default largest claim; `NOPOS_BENCH_BATCH=64` (say)
-//! caps them at that size instead, to measure what the claim size is worth.
+//! caps them at that size instead, to measure what the claim size is worth. Each measurement
+//! delivers 2,000 events; `NOPOS_BENCH_EVENTS=10000` (say) delivers that many instead, where
+//! the dispatcher's start and its last outcomes weigh less.
 //!
 //! Every variant runs at the same concurrency against the same receiver; each is measured
 //! `ROUNDS` times and the median is reported with its ratio to the floor's median. PostgreSQL runs
@@ -35,6 +37,7 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 const CONCURRENCY: usize = 32;
+/// Deliveries per measurement, unless `NOPOS_BENCH_EVENTS` says otherwise.
 const EVENTS: usize = 2_000;
 const ROUNDS: usize = 5;
 
@@ -132,6 +135,15 @@ fn client() -> ReqwestClient {
         .dangerous_allow_private_targets()
         .build()
         .unwrap()
+}
+
+/// Deliveries per measurement: [`EVENTS`] unless `NOPOS_BENCH_EVENTS` says otherwise.
+fn events() -> usize {
+    std::env::var("NOPOS_BENCH_EVENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(EVENTS)
 }
 
 /// The largest claim: the default unless `NOPOS_BENCH_BATCH` says otherwise.
@@ -281,6 +293,7 @@ fn rate(n: usize, d: StdDuration) -> f64 {
 }
 
 async fn throughput() {
+    let events = events();
     let receiver = Receiver::start().await;
     // Warm up connections and the receiver.
     floor(&receiver, 200).await;
@@ -294,13 +307,13 @@ async fn throughput() {
             None => samples.push((name, vec![d])),
         };
     for _ in 0..ROUNDS {
-        push("bare reqwest loop (floor)", floor(&receiver, EVENTS).await);
+        push("bare reqwest loop (floor)", floor(&receiver, events).await);
         let store = Arc::new(MemoryStore::new(store_config()));
         push(
             "dispatcher + memory store",
-            dispatch(&receiver, store, EVENTS).await,
+            dispatch(&receiver, store, events).await,
         );
-        for (name, d) in extra_stores(&receiver).await {
+        for (name, d) in extra_stores(&receiver, events).await {
             push(name, d);
         }
     }
@@ -308,25 +321,25 @@ async fn throughput() {
     let floor_median = rows[0].1;
 
     println!(
-        "\n{EVENTS} deliveries, concurrency {CONCURRENCY}, claims of up to {}, median of \
+        "\n{events} deliveries, concurrency {CONCURRENCY}, claims of up to {}, median of \
          {ROUNDS} interleaved rounds",
         batch_size()
     );
     println!("| variant | median time | deliveries/s | % of floor |");
     println!("|---|---|---|---|");
     for (name, d) in rows {
-        let pct = 100.0 * rate(EVENTS, d) / rate(EVENTS, floor_median);
+        let pct = 100.0 * rate(events, d) / rate(events, floor_median);
         println!(
             "| {name} | {:.1} ms | {:.0} | {pct:.0} % |",
             d.as_secs_f64() * 1e3,
-            rate(EVENTS, d)
+            rate(events, d)
         );
     }
 }
 
 /// The durable stores, when their features are enabled: SQLite always, PostgreSQL when
 /// `NOPOS_WEBHOOKS_TEST_POSTGRES` is set.
-async fn extra_stores(receiver: &Receiver) -> Vec<(&'static str, StdDuration)> {
+async fn extra_stores(receiver: &Receiver, events: usize) -> Vec<(&'static str, StdDuration)> {
     let mut rows = Vec::new();
     #[cfg(feature = "sqlite")]
     {
@@ -339,14 +352,14 @@ async fn extra_stores(receiver: &Receiver) -> Vec<(&'static str, StdDuration)> {
         .unwrap();
         rows.push((
             "dispatcher + SQLite store",
-            dispatch(receiver, Arc::new(store), EVENTS).await,
+            dispatch(receiver, Arc::new(store), events).await,
         ));
     }
     #[cfg(feature = "postgres")]
     if let Ok(url) = std::env::var("NOPOS_WEBHOOKS_TEST_POSTGRES") {
         rows.push((
             "dispatcher + PostgreSQL store",
-            dispatch_postgres(receiver, &url, EVENTS).await,
+            dispatch_postgres(receiver, &url, events).await,
         ));
     }
     let _ = receiver;

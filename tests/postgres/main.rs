@@ -1093,6 +1093,70 @@ async fn claims_follow_due_order_and_expired_leases_are_settled_first() {
     close(store).await;
 }
 
+/// A claim searches for expired leases only when one it knows of may have run out, or a second
+/// after its last search: a lease another process writes is seen by the search a second later
+/// at most, or at once through `next_wakeup`, where a sleeping dispatcher looks first.
+#[tokio::test]
+async fn a_lease_written_elsewhere_is_settled_once_seen() {
+    let Some(store) = open().await else { return };
+    let other = open_same_schema(&store).await;
+    let now = t0();
+    store.create_endpoint(&endpoint(&["*"], now)).await.unwrap();
+    let ids = emit_a_second_apart(&store, 2, now).await;
+    let later = now + Duration::seconds(1);
+    let lease = Duration::milliseconds(200);
+    let lost_attempts = async |id| store.attempts(id).await.unwrap().len();
+
+    // This store searches (there is nothing yet), then the other claims with a short lease.
+    assert!(store.claim(later, 0, lease).await.unwrap().is_empty());
+    let theirs = other.claim(later, 1, lease).await.unwrap();
+    assert_eq!(theirs[0].attempt.delivery_id, ids[0]);
+    // Their lease has run out, but this store searched less than a second ago and has not seen
+    // it: the claim takes the next due delivery only.
+    let expired = later + Duration::milliseconds(500);
+    let ours = store.claim(expired, 1, Duration::minutes(5)).await.unwrap();
+    assert_eq!(ours[0].attempt.delivery_id, ids[1]);
+    assert_eq!(lost_attempts(&ids[0]).await, 0);
+    // Looking for the next wake-up reads the lease's expiry: the next claim settles it.
+    assert_eq!(
+        store.next_wakeup().await.unwrap(),
+        Some(later + lease),
+        "their lease's expiry"
+    );
+    assert!(store.claim(expired, 0, lease).await.unwrap().is_empty());
+    assert_eq!(lost_attempts(&ids[0]).await, 1);
+    assert_eq!(
+        store.get_delivery(&ids[0]).await.unwrap().status,
+        DeliveryStatus::RetryScheduled
+    );
+
+    // Without a wake-up, a lease written elsewhere is found by the search a second after the
+    // last one. This store records its attempt and searches when the retry is due, then the
+    // other store claims the retry with a short lease again.
+    store
+        .record_attempt(&ours[0], &conformance::status(204, expired), expired)
+        .await
+        .unwrap();
+    let retry_at = store
+        .get_delivery(&ids[0])
+        .await
+        .unwrap()
+        .next_attempt_at
+        .unwrap();
+    assert!(store.claim(retry_at, 0, lease).await.unwrap().is_empty());
+    let theirs = other.claim(retry_at, 1, lease).await.unwrap();
+    assert_eq!(theirs[0].attempt.delivery_id, ids[0]);
+    let expired = retry_at + Duration::milliseconds(500);
+    assert!(store.claim(expired, 0, lease).await.unwrap().is_empty());
+    assert_eq!(lost_attempts(&ids[0]).await, 1);
+    let a_second_on = retry_at + Duration::seconds(1);
+    assert!(store.claim(a_second_on, 0, lease).await.unwrap().is_empty());
+    assert_eq!(lost_attempts(&ids[0]).await, 2);
+    assert_eq!(exec(&store, "SELECT 1 FROM {s}.claim_leases").await, 0);
+    other.pool().close().await;
+    close(store).await;
+}
+
 #[tokio::test]
 async fn custom_event_types_and_byte_exact_bodies_round_trip() {
     let Some(url) = url() else { return };

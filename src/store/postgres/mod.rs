@@ -23,7 +23,9 @@
 //! - **Leases.** Each outcome recorded or claim released counts its claim off its lease row; the
 //!   last one deletes it. A lease row still there when its lease runs out means a worker is
 //!   gone: the next claim first settles that claim's deliveries still in flight as lost attempts
-//!   ([`reclaim`]; their retries join the queue) and deletes the row. One row per claim instead
+//!   ([`reclaim`]; their retries join the queue) and deletes the row. Claims look for such rows
+//!   only when a lease the store has seen may have run out, or a second after they last looked
+//!   (`LeaseWatch`): looking in every claim cost a round trip each. One row per claim instead
 //!   of a queue row moved per delivery saves each delivery a row version and two index entries
 //!   (schema version 5). In-flight deliveries queued at their lease's expiry by an older version
 //!   are still settled from the queue.
@@ -69,6 +71,7 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use sha2::{Digest, Sha256};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -188,6 +191,10 @@ pub struct PostgresStore {
     status_lock: i64,
     wakeups: Wakeups,
     poll_interval: std::time::Duration,
+    /// Unix microseconds before which no lease row can have run out, as far as this store has
+    /// seen: claims made earlier skip the search for expired leases, a round trip per claim.
+    /// See [`LeaseWatch`].
+    lease_watch: LeaseWatch,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -266,6 +273,7 @@ impl PostgresStore {
             status_lock: status_lock_key(schema),
             wakeups: Wakeups::new(),
             poll_interval: DEFAULT_POLL_INTERVAL,
+            lease_watch: LeaseWatch::default(),
         })
     }
 
@@ -644,13 +652,18 @@ impl PostgresStore {
         now: OffsetDateTime,
         limit: usize,
         lease: Duration,
-    ) -> Result<Vec<Claim>, StoreError> {
+        search_expired: bool,
+    ) -> Result<(Vec<Claim>, Option<i64>), StoreError> {
         let mut writes = DeliveryWrites::default();
         let mut log = AttemptWrites::default();
         // First, so that the only rows this transaction holds while it waits for delivery rows
         // are lease rows, which no one else waits for (see the module docs).
-        self.settle_expired_leases(&mut *conn, now, &mut writes, &mut log)
-            .await?;
+        let next_expiry = if search_expired {
+            self.settle_expired_leases(&mut *conn, now, &mut writes, &mut log)
+                .await?
+        } else {
+            None
+        };
         // Settled just now: not again below, should an older version have queued one too.
         let reclaimed: HashSet<String> = writes.ids.iter().cloned().collect();
         // At least one row, so that even a claim of none settles an expired lease queued by an
@@ -753,19 +766,21 @@ impl PostgresStore {
                 .map_err(backend)?;
         }
         log.write(&self.statements, conn).await?;
-        Ok(claims)
+        Ok((claims, next_expiry))
     }
 
     /// Settles the claims whose lease ran out: each of their deliveries still in flight is a
     /// lost attempt ([`reclaim`]), written with `writes` and `log`; their lease rows are deleted.
+    /// Returns the earliest expiry among the lease rows there were (those settled here
+    /// included), for [`LeaseWatch::searched`].
     async fn settle_expired_leases(
         &self,
         conn: &mut PgConnection,
         now: OffsetDateTime,
         writes: &mut DeliveryWrites,
         log: &mut AttemptWrites,
-    ) -> Result<(), StoreError> {
-        let leases = self
+    ) -> Result<Option<i64>, StoreError> {
+        let mut leases = self
             .statements
             .expired_leases
             .query()
@@ -774,8 +789,13 @@ impl PostgresStore {
             .fetch_all(&mut *conn)
             .await
             .map_err(backend)?;
+        // The statement's last row carries the earliest expiry alone.
+        let next_expiry = match leases.pop() {
+            Some(row) => column::<Option<i64>>(&row, 2)?,
+            None => None,
+        };
         if leases.is_empty() {
-            return Ok(());
+            return Ok(next_expiry);
         }
         let mut lease_ids = Vec::with_capacity(leases.len());
         let mut delivery_ids = Vec::new();
@@ -821,7 +841,7 @@ impl PostgresStore {
             .execute(&mut *conn)
             .await
             .map_err(backend)?;
-        Ok(())
+        Ok(next_expiry)
     }
 
     /// Counts settled claims off their lease rows (see `sql::count_off_leases!`).
@@ -1173,9 +1193,18 @@ impl Store for PostgresStore {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<Claim>, StoreError> {
+        let search = self.lease_watch.search_due(now);
         let mut tx = self.begin_lazy().await?;
-        let result = self.claim_in(&mut tx, now, limit, lease).await;
-        finish(tx, result).await
+        let result = self.claim_in(&mut tx, now, limit, lease, search).await;
+        // Only once committed: a claim rolled back settled nothing.
+        let (claims, next_expiry) = finish(tx, result).await?;
+        if search {
+            self.lease_watch.searched(now, next_expiry);
+        }
+        if let Some(claim) = claims.first() {
+            self.lease_watch.leased(micros_ceil(claim.lease_until));
+        }
+        Ok(claims)
     }
 
     async fn record_attempt(
@@ -1216,7 +1245,16 @@ impl Store for PostgresStore {
             .fetch_one(&self.pool)
             .await
             .map_err(backend)?;
-        column::<Option<i64>>(&row, 0)?.map(from_micros).transpose()
+        let due = column::<Option<i64>>(&row, 0)?;
+        let expiry = column::<Option<i64>>(&row, 1)?;
+        if let Some(expiry) = expiry {
+            self.lease_watch.leased(expiry);
+        }
+        due.into_iter()
+            .chain(expiry)
+            .min()
+            .map(from_micros)
+            .transpose()
     }
 
     async fn get_delivery(&self, id: &DeliveryId) -> Result<DeliveryState, StoreError> {
@@ -1310,6 +1348,54 @@ impl Store for PostgresStore {
 
 /// How many expired lease rows one claim settles at most (each lists one claim's deliveries).
 const EXPIRED_LEASES_PER_CLAIM: i64 = 16;
+
+/// When a claim searches for expired leases.
+///
+/// A lease runs out only when its dispatcher died or hung, so searching in every claim cost a
+/// round trip per claim nearly always for nothing. A search also reads the earliest expiry among
+/// the lease rows, and the store notes the expiry of each claim it makes and the earliest one
+/// [`Store::next_wakeup`] reads: until the earliest of these, no lease this store has seen can
+/// run out. A lease another process writes after a search is not seen that way, so searches
+/// are at most [`LeaseWatch::RECHECK`] apart while claims are made: such a lease is settled at
+/// most that long after it runs out. (A dispatcher sleeping until its next wake-up reads every
+/// lease's expiry through `next_wakeup` first.)
+struct LeaseWatch {
+    /// Unix microseconds from which claims search again.
+    search_from: AtomicI64,
+}
+
+impl Default for LeaseWatch {
+    fn default() -> LeaseWatch {
+        // The first claim searches: the store has seen nothing yet.
+        LeaseWatch {
+            search_from: AtomicI64::new(i64::MIN),
+        }
+    }
+}
+
+impl LeaseWatch {
+    /// The longest time between searches while claims are made.
+    const RECHECK: Duration = Duration::SECOND;
+
+    /// Whether a claim at `now` searches.
+    fn search_due(&self, now: OffsetDateTime) -> bool {
+        to_micros(now) >= self.search_from.load(Ordering::Relaxed)
+    }
+
+    /// A search at `now` committed, having seen lease rows whose earliest expiry was
+    /// `next_expiry` (a row it settled or skipped as another claim's counts: the next claim
+    /// searches again).
+    fn searched(&self, now: OffsetDateTime, next_expiry: Option<i64>) {
+        let recheck = to_micros(now.saturating_add(LeaseWatch::RECHECK));
+        let from = next_expiry.map_or(recheck, |expiry| expiry.min(recheck));
+        self.search_from.store(from, Ordering::Relaxed);
+    }
+
+    /// A lease running out at `expiry` (Unix microseconds) exists.
+    fn leased(&self, expiry: i64) {
+        self.search_from.fetch_min(expiry, Ordering::Relaxed);
+    }
+}
 
 /// How `PostgresStore::endpoint_row` locks the row it reads.
 #[derive(Clone, Copy)]

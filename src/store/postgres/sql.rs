@@ -203,10 +203,14 @@ statements! {
     /// Counts settled claims off their lease rows (see [`count_off_leases!`]): ids `$1`,
     /// counts `$2`.
     count_off_leases = concat!("WITH ", count_off_leases!("$1", "$2"), " SELECT 1");
-    /// Lease rows that ran out (`$1`: now; at most `$2`), each with the deliveries it listed.
-    /// One another claimer holds is skipped.
-    expired_leases = "SELECT id, delivery_ids FROM {s}.claim_leases WHERE lease_until <= $1 \
-        ORDER BY lease_until, id LIMIT $2 FOR UPDATE SKIP LOCKED";
+    /// Lease rows that ran out (`$1`: now; at most `$2`), each with the deliveries it listed,
+    /// then a last row with only the earliest expiry of all lease rows (these included). One
+    /// another claimer holds is skipped.
+    expired_leases = "WITH expired AS ( \
+            SELECT id, delivery_ids FROM {s}.claim_leases WHERE lease_until <= $1 \
+            ORDER BY lease_until, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+        SELECT id, delivery_ids, NULL::int8 FROM expired \
+        UNION ALL SELECT NULL, NULL, (SELECT min(lease_until) FROM {s}.claim_leases)";
     /// Of the deliveries `$1`, those still in flight (`$3`) on a lease that ran out (`$2`: now),
     /// locked in id order (waiting for a recorder that holds one: it may settle it), each with
     /// its endpoint's id and record.
@@ -265,9 +269,9 @@ statements! {
         LEFT JOIN LATERAL (SELECT type, body FROM {s}.events WHERE id = d.event_id LIMIT 1) AS v \
             ON true \
         ORDER BY d.due_at, d.id";
-    /// The earliest due delivery or lease expiry.
-    next_wakeup = "SELECT LEAST((SELECT min(due_at) FROM {s}.delivery_queue), \
-        (SELECT min(lease_until) FROM {s}.claim_leases))";
+    /// The earliest due delivery, and the earliest lease expiry.
+    next_wakeup = "SELECT (SELECT min(due_at) FROM {s}.delivery_queue), \
+        (SELECT min(lease_until) FROM {s}.claim_leases)";
 
     dedup_mark = "INSERT INTO {s}.dedup_seen AS seen (event_id, seen_at) VALUES ($1, $2) \
         ON CONFLICT (event_id) DO UPDATE SET seen_at = EXCLUDED.seen_at \
