@@ -191,9 +191,7 @@ pub struct PostgresStore {
     status_lock: i64,
     wakeups: Wakeups,
     poll_interval: std::time::Duration,
-    /// Unix microseconds before which no lease row can have run out, as far as this store has
-    /// seen: claims made earlier skip the search for expired leases, a round trip per claim.
-    /// See [`LeaseWatch`].
+    /// When claims look for expired leases (a round trip; see [`LeaseWatch`]).
     lease_watch: LeaseWatch,
 }
 
@@ -1382,9 +1380,9 @@ impl LeaseWatch {
         to_micros(now) >= self.search_from.load(Ordering::Relaxed)
     }
 
-    /// A search at `now` committed, having seen lease rows whose earliest expiry was
-    /// `next_expiry` (a row it settled or skipped as another claim's counts: the next claim
-    /// searches again).
+    /// A search at `now` committed, and the earliest expiry among the lease rows it saw was
+    /// `next_expiry`. Rows it settled and rows another claim held count too: they have run out,
+    /// so the next claim searches again.
     fn searched(&self, now: OffsetDateTime, next_expiry: Option<i64>) {
         let recheck = to_micros(now.saturating_add(LeaseWatch::RECHECK));
         let from = next_expiry.map_or(recheck, |expiry| expiry.min(recheck));
