@@ -83,7 +83,7 @@ pub use dedup::PostgresDeduplicator;
 pub use error::ConnectError;
 
 use self::listen::Wakeups;
-use self::sql::{Statements, WORK_CHANNEL};
+use self::sql::{PgQuery, Statements, WORK_CHANNEL};
 use super::codec::{
     backend, endpoint_from_json, endpoint_to_json, from_json, from_micros, to_json, to_micros,
 };
@@ -842,20 +842,20 @@ impl PostgresStore {
         Ok(next_expiry)
     }
 
-    /// Counts settled claims off their lease rows (see `sql::count_off_leases!`).
-    async fn count_off_leases(
+    /// Counts `claim`, settled, off its lease row (see `sql::count_off_leases!`).
+    async fn count_off_lease(
         &self,
         conn: &mut PgConnection,
-        settled: LeaseCounts,
+        claim: &Claim,
     ) -> Result<(), StoreError> {
-        if settled.ids.is_empty() {
+        let Some(group) = claim.lease_group.as_deref() else {
             return Ok(());
-        }
+        };
         self.statements
             .count_off_leases
             .query()
-            .bind(settled.ids)
-            .bind(settled.counts)
+            .bind([group])
+            .bind([1_i32])
             .execute(conn)
             .await
             .map_err(backend)?;
@@ -884,9 +884,7 @@ impl PostgresStore {
             return Err(lost());
         };
         let settlement = settle(&self.config, &endpoint, claim, state, health, outcome, now)?;
-        let mut settled = LeaseCounts::default();
-        settled.add(claim);
-        self.count_off_leases(&mut *conn, settled).await?;
+        self.count_off_lease(&mut *conn, claim).await?;
 
         let mut writes = DeliveryWrites::default();
         writes.push(&settlement.state, None)?;
@@ -939,9 +937,7 @@ impl PostgresStore {
             .ok_or_else(|| not_found("endpoint", &endpoint_id))?;
         let state = release_state(&self.config, &endpoint, state, claim, now)
             .ok_or_else(|| StoreError::LeaseLost(id.to_string()))?;
-        let mut settled = LeaseCounts::default();
-        settled.add(claim);
-        self.count_off_leases(&mut *conn, settled).await?;
+        self.count_off_lease(&mut *conn, claim).await?;
         let mut writes = DeliveryWrites::default();
         writes.push(&state, None)?;
         writes.write(&self.statements, &mut *conn).await?;
@@ -1479,9 +1475,6 @@ impl DeliveryWrites {
         Ok(())
     }
 }
-
-/// A query of one of the store's statements, to bind parameters to.
-type PgQuery = sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 /// Settled claims per lease row, as the columns of `sql::count_off_leases!`.
 #[derive(Default)]

@@ -15,6 +15,9 @@ use sqlx::{AssertSqlSafe, SqlSafeStr};
 /// The channel work notifications are sent on; the payload is the schema name.
 pub(super) const WORK_CHANNEL: &str = "nopos_webhooks_work";
 
+/// A query of one of the store's statements, to bind parameters to.
+pub(super) type PgQuery = Query<'static, Postgres, PgArguments>;
+
 /// A prepared statement's text: cheap to clone into a query (sqlx caches the prepared statement
 /// per connection by this text).
 #[derive(Clone)]
@@ -26,7 +29,7 @@ impl Statement {
     }
 
     /// A query of this statement, to bind parameters to.
-    pub(super) fn query(&self) -> Query<'static, Postgres, PgArguments> {
+    pub(super) fn query(&self) -> PgQuery {
         // The text comes from the constant templates below and a validated identifier.
         sqlx::query(AssertSqlSafe(Arc::clone(&self.0)).into_sql_str())
     }
